@@ -1,0 +1,159 @@
+//! Aggregates and commands: the write side's traits.
+//!
+//! `#[aggregate(...)]` implements [`Aggregate`] for a state type from its `#[command]` and
+//! `#[apply]` methods; `#[derive(Command)]` implements [`Command`]. The helper traits here
+//! ([`Apply`], [`Handles`], [`IntoEvents`], [`HandlerOutput`]) are how the compiler checks the
+//! DSL's invariants, so each carries a diagnostic written in the DSL's words.
+
+use std::fmt;
+use std::future::Future;
+
+use crate::event::{EventEnum, EventOf};
+
+/// Whether a command may create its aggregate, must find it existing, or either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CreationPolicy {
+    /// The stream must not exist yet (`#[command(create)]`).
+    Create,
+    /// The stream must exist (the default, `#[command]` or `#[command(existing)]`).
+    #[default]
+    Existing,
+    /// Either (`#[command(any)]`).
+    Any,
+}
+
+/// An event-sourced aggregate: state, pure decisions and infallible evolution.
+///
+/// Implemented by `#[aggregate(...)]` on the state type's `impl` block. The state starts as
+/// [`Default::default`] and changes only through [`Aggregate::apply`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an aggregate",
+    label = "put `#[aggregate(name = \"...\", id = ..., events = ..., error = ...)]` on an `impl {Self}` block"
+)]
+pub trait Aggregate: Default + Send + Sync + Sized + 'static {
+    /// The stream type stored with every event (the `name = "..."` of the aggregate).
+    const TYPE: &'static str;
+    /// The identifier of one instance; its `Display` form is the stream id.
+    type Id: fmt::Display + fmt::Debug + Clone + Send + Sync + 'static;
+    /// The event enum of this aggregate's stream.
+    type Event: EventEnum;
+    /// The generated enum of every command this aggregate handles.
+    type Command: Command<Aggregate = Self>;
+    /// The error a handler returns to reject a command.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Services injected into handlers that need outside information (`()` when none).
+    type Services: Send + Sync + 'static;
+
+    /// Evolves the state by one event. This is the only way state changes.
+    fn apply(&mut self, event: &Self::Event);
+
+    /// Decides: runs the command's handler against the current state.
+    fn handle(
+        &self,
+        command: Self::Command,
+        services: &Self::Services,
+    ) -> impl Future<Output = Result<Vec<Self::Event>, Self::Error>> + Send;
+
+    /// The creation policy of the handler of `command`.
+    fn creation_policy(command: &Self::Command) -> CreationPolicy;
+}
+
+/// A command addressed to one aggregate instance, implemented by `#[derive(Command)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command",
+    label = "add `#[derive(Command)]`, `#[command(aggregate = ...)]` and one `#[id]` field to `{Self}`"
+)]
+pub trait Command: Clone + fmt::Debug + Send + Sync + 'static {
+    /// The aggregate that handles this command.
+    type Aggregate: Aggregate;
+    /// The command's name, for tracing and errors.
+    fn command_name(&self) -> &'static str;
+    /// The id of the target aggregate instance (the `#[id]` field).
+    fn aggregate_id(&self) -> &<Self::Aggregate as Aggregate>::Id;
+}
+
+/// `Self` evolves by the event `E`: implemented for each `#[apply]` handler.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `#[apply]` handler for the event `{E}`",
+    label = "`{E}` is an event of this aggregate's stream, but nothing applies it",
+    note = "add `#[apply] fn ...(&mut self, event: &{E})` to the `#[aggregate]` impl of `{Self}`"
+)]
+pub trait Apply<E> {
+    /// Applies one event to the state.
+    fn apply_event(&mut self, event: &E);
+}
+
+/// `Self` has a `#[command]` handler for `C`: implemented for each handler.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `#[command]` handler for `{C}`",
+    label = "`{C}` names `{Self}` as its aggregate",
+    note = "add `#[command] fn ...(&self, cmd: {C}) -> Result<_, _>` to the `#[aggregate]` impl of `{Self}`, or fix `#[command(aggregate = ...)]` on `{C}`"
+)]
+pub trait Handles<C> {}
+
+/// What a `#[command]` handler may return inside `Ok`: one event of the enum, the enum itself,
+/// `Vec<_>`, `Option<_>` or an array of either, or `()` for no event.
+#[diagnostic::on_unimplemented(
+    message = "a `#[command]` handler cannot emit `{Self}` into `{E}`",
+    label = "not an event of `{E}`",
+    note = "return `Result<T, Error>` where `T` is an event of `{E}`, `{E}` itself, `Vec<_>`, `Option<_>` or `[_; N]` of those, or `()` for no event"
+)]
+pub trait IntoEvents<E> {
+    /// Converts the handler's output into the events to append, in order.
+    fn into_events(self) -> Vec<E>;
+}
+
+impl<E: EventEnum> IntoEvents<E> for () {
+    #[inline]
+    fn into_events(self) -> Vec<E> {
+        Vec::new()
+    }
+}
+
+impl<E: EventEnum, T: EventOf<E>> IntoEvents<E> for Vec<T> {
+    #[inline]
+    fn into_events(self) -> Vec<E> {
+        self.into_iter().map(EventOf::into_enum).collect()
+    }
+}
+
+impl<E: EventEnum, T: EventOf<E>> IntoEvents<E> for Option<T> {
+    #[inline]
+    fn into_events(self) -> Vec<E> {
+        self.into_iter().map(EventOf::into_enum).collect()
+    }
+}
+
+impl<E: EventEnum, T: EventOf<E>, const N: usize> IntoEvents<E> for [T; N] {
+    #[inline]
+    fn into_events(self) -> Vec<E> {
+        self.into_iter().map(EventOf::into_enum).collect()
+    }
+}
+
+/// The whole return type of a `#[command]` handler: `Result<impl IntoEvents, A::Error>`.
+#[diagnostic::on_unimplemented(
+    message = "a `#[command]` handler of `{A}` returns `{Self}`",
+    label = "expected `Result<_, _>` with the aggregate's `error = ...` type",
+    note = "return `Result<T, E>` where `E` is the aggregate's error type and `T` is an event, `Vec<_>`, `Option<_>` or `()`"
+)]
+pub trait HandlerOutput<A: Aggregate> {
+    /// Converts the handler's result into the events to append.
+    fn into_decision(self) -> Result<Vec<A::Event>, A::Error>;
+}
+
+impl<A: Aggregate, T: IntoEvents<A::Event>> HandlerOutput<A> for Result<T, A::Error> {
+    #[inline]
+    fn into_decision(self) -> Result<Vec<A::Event>, A::Error> {
+        self.map(IntoEvents::into_events)
+    }
+}
+
+/// Exhaustive dispatch of an event enum to an aggregate's [`Apply`] impls.
+///
+/// `#[derive(EventEnum)]` implements it for every `A` that applies every variant, so a missing
+/// `#[apply]` is a compile error naming the event.
+pub trait ApplyAll<A> {
+    /// Applies `self` to `aggregate` through the matching `#[apply]` handler.
+    fn apply_to(&self, aggregate: &mut A);
+}

@@ -1,0 +1,23 @@
+//! Compile-time checked CQRS and event sourcing.
+#![warn(missing_docs)]
+
+pub mod aggregate;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod repository;
+pub mod store;
+pub mod testkit;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use cqrs_macros::{Command, Event, EventEnum, aggregate};
+
+/// Everything a domain module needs: the traits, the macros, the envelope, the stores.
+pub mod prelude {
+    pub use crate::aggregate::{Aggregate, Command, CreationPolicy};
+    pub use crate::event::{Event, EventEnum};
+    pub use cqrs_macros::{Command, Event, EventEnum, aggregate};
+}

@@ -1,0 +1,56 @@
+//! The only door generated code uses. Not public API: names here may change in any release.
+
+pub use core::future::Future;
+pub use core::option::Option::{self, None, Some};
+pub use core::result::Result::{self, Err, Ok};
+pub use std::vec::Vec;
+
+pub use serde_json::from_slice as json_from_slice;
+pub use serde_json::to_vec as json_to_vec;
+
+pub use crate::aggregate::{
+    Aggregate, Apply, ApplyAll, Command, CreationPolicy, Handles, HandlerOutput, IntoEvents,
+};
+pub use crate::event::{
+    DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
+};
+
+/// Compile-time check that `A` has a `#[command]` handler for `C`.
+#[inline]
+pub const fn assert_handles<A: Handles<C>, C>() {}
+
+/// Compile-time check that `T` is an event of the enum `E`.
+#[inline]
+pub const fn assert_event_of<E: EventEnum, T: EventOf<E>>() {}
+
+/// Compile-time check that `T` is an event struct.
+#[inline]
+pub const fn assert_event<T: Event>() {}
+
+/// `const` string equality (for wire-name checks in `const` items).
+pub const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `name` occurs in `earlier`.
+pub const fn name_taken(name: &str, earlier: &[&str]) -> bool {
+    let mut i = 0;
+    while i < earlier.len() {
+        if str_eq(name, earlier[i]) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
