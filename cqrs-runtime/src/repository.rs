@@ -1,1 +1,408 @@
-//! TODO(helper): repository
+//! The repository: load an aggregate, decide a command, append its events.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tracing::Instrument;
+
+use crate::aggregate::{Aggregate, Command, CreationPolicy};
+use crate::envelope::{CommandMetadata, Envelope};
+use crate::error::CommandError;
+use crate::event::{EncodedEvent, EventEnum};
+use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+
+/// How often a command is re-decided when it loses an optimistic-concurrency race.
+///
+/// The default makes one attempt (no retry). Between attempts the repository waits a small,
+/// jittered, exponential back-off (which needs a Tokio runtime with time enabled when the
+/// back-off is not zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    attempts: u32,
+    base_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// One attempt, no retry.
+    pub const fn none() -> Self {
+        Self {
+            attempts: 1,
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(50),
+        }
+    }
+
+    /// `n` attempts in total (the first one included; 0 counts as 1), with the default
+    /// back-off: 1 ms doubling up to 50 ms, jittered.
+    pub const fn attempts(n: u32) -> Self {
+        let mut policy = Self::none();
+        policy.attempts = if n == 0 { 1 } else { n };
+        policy
+    }
+
+    /// Sets the first back-off and its cap. `Duration::ZERO` only yields to the scheduler.
+    pub const fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.base_backoff = base;
+        self.max_backoff = max;
+        self
+    }
+
+    /// The total number of attempts.
+    pub const fn max_attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The pause after the failed attempt number `attempt` (1-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_backoff).as_nanos();
+        // Jitter in [50%, 100%) from the random bits of a UUIDv7.
+        let random = uuid::Uuid::now_v7().as_u128() & 0xffff;
+        let nanos = capped / 2 + (capped / 2) * random / 0x1_0000;
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+/// An aggregate as loaded from its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The state after applying every stored event.
+    pub state: A,
+    /// The stream's head version (0 when the stream is empty).
+    pub version: u64,
+}
+
+/// The result of a committed command.
+pub struct Committed<A: Aggregate> {
+    /// The appended events, in order, with their envelopes (empty if the handler decided
+    /// nothing; then nothing was appended).
+    pub events: Vec<Envelope<A::Event>>,
+    /// The stream's head version after the command.
+    pub version: u64,
+    /// The state after applying the new events.
+    pub state: A,
+    /// The global position of the last appended event (`None` when nothing was appended).
+    pub position: Option<u64>,
+}
+
+impl<A> fmt::Debug for Committed<A>
+where
+    A: Aggregate + fmt::Debug,
+    A::Event: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Committed")
+            .field("events", &self.events)
+            .field("version", &self.version)
+            .field("state", &self.state)
+            .field("position", &self.position)
+            .finish()
+    }
+}
+
+/// Loads aggregates from an [`EventStore`] and executes commands against them.
+pub struct Repository<A: Aggregate, S: EventStore> {
+    store: S,
+    services: Arc<A::Services>,
+    retry: RetryPolicy,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate, S: EventStore + Clone> Clone for Repository<A, S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            services: Arc::clone(&self.services),
+            retry: self.retry,
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore + fmt::Debug> fmt::Debug for Repository<A, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repository")
+            .field("aggregate", &A::TYPE)
+            .field("store", &self.store)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S>
+where
+    A::Services: Default,
+{
+    /// A repository over `store` with default services.
+    pub fn new(store: S) -> Self {
+        Self::with_services(store, A::Services::default())
+    }
+}
+
+/// One attempt's result: committed, or lost the race at (expected, actual).
+enum Attempt<A: Aggregate> {
+    Done(Committed<A>),
+    Conflict(ExpectedVersion, u64),
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// A repository over `store` whose handlers receive `services`.
+    pub fn with_services(store: S, services: A::Services) -> Self {
+        Self {
+            store,
+            services: Arc::new(services),
+            retry: RetryPolicy::none(),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Re-decides commands that lose an optimistic-concurrency race, per `policy`.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The services handed to handlers.
+    pub fn services(&self) -> &A::Services {
+        &self.services
+    }
+
+    /// Loads the aggregate `id` by applying every event of its stream.
+    pub async fn load(&self, id: &A::Id) -> Result<Loaded<A>, CommandError<A::Error>> {
+        self.load_stream(&id.to_string()).await
+    }
+
+    async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let span = tracing::info_span!("cqrs.load", aggregate_type = A::TYPE, id = stream_id);
+        async {
+            let stored = self.store.read_stream(A::TYPE, stream_id, 1).await?;
+            let mut state = A::default();
+            let mut version = 0;
+            for event in &stored {
+                let decoded = decode_stored::<A>(event)?;
+                apply_events(&mut state, [&decoded]);
+                version = event.stream_version;
+            }
+            tracing::debug!(version, "loaded");
+            Ok(Loaded { state, version })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Executes `command` with fresh metadata; see [`Repository::execute_with`].
+    pub async fn execute(
+        &self,
+        command: impl Into<A::Command>,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        self.execute_with(command, CommandMetadata::new()).await
+    }
+
+    /// Executes `command`: load, check the creation policy, decide, append with the expected
+    /// version, apply. On a conflict the command is re-loaded and re-decided as long as the
+    /// [`RetryPolicy`] allows. Produced events carry `metadata`'s correlation, causation and
+    /// user data.
+    pub async fn execute_with(
+        &self,
+        command: impl Into<A::Command>,
+        metadata: CommandMetadata,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        let command = command.into();
+        let stream_id = command.aggregate_id().to_string();
+        let span = tracing::info_span!(
+            "cqrs.execute",
+            aggregate_type = A::TYPE,
+            id = %stream_id,
+            command = command.command_name(),
+            command_id = %metadata.command_id,
+        );
+        async {
+            let max = self.retry.max_attempts();
+            let mut attempt = 1;
+            while attempt < max {
+                match self.attempt(command.clone(), &stream_id, &metadata).await? {
+                    Attempt::Done(committed) => return Ok(committed),
+                    Attempt::Conflict(expected, actual) => {
+                        tracing::debug!(attempt, %expected, actual, "conflict, retrying");
+                        let pause = self.retry.backoff(attempt);
+                        if pause.is_zero() {
+                            tokio::task::yield_now().await;
+                        } else {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                }
+                attempt += 1;
+            }
+            match self.attempt(command, &stream_id, &metadata).await? {
+                Attempt::Done(committed) => Ok(committed),
+                Attempt::Conflict(expected, actual) => Err(CommandError::Conflict {
+                    stream_type: A::TYPE.to_owned(),
+                    stream_id: stream_id.clone(),
+                    expected,
+                    actual,
+                    attempts: attempt,
+                }),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn attempt(
+        &self,
+        command: A::Command,
+        stream_id: &str,
+        metadata: &CommandMetadata,
+    ) -> Result<Attempt<A>, CommandError<A::Error>> {
+        let Loaded { mut state, version } = self.load_stream(stream_id).await?;
+        check_policy::<A>(A::creation_policy(&command), stream_id, version)?;
+        let events = state
+            .handle(command, &self.services)
+            .await
+            .map_err(CommandError::Rejected)?;
+        if events.is_empty() {
+            return Ok(Attempt::Done(Committed {
+                events: Vec::new(),
+                version,
+                state,
+                position: None,
+            }));
+        }
+
+        let event_metadata = metadata.event_metadata();
+        let recorded_at = Utc::now();
+        let mut new_events = Vec::with_capacity(events.len());
+        for event in &events {
+            let mut new_event =
+                NewEvent::from_encoded(encode_event::<A>(event)?, event_metadata.clone());
+            new_event.recorded_at = recorded_at;
+            new_events.push(new_event);
+        }
+        let ids: Vec<_> = new_events.iter().map(|e| e.event_id).collect();
+        let expected = ExpectedVersion::from_version(version);
+
+        let span = tracing::info_span!("cqrs.append", events = new_events.len(), %expected);
+        let appended = self
+            .store
+            .append(A::TYPE, stream_id, expected, new_events)
+            .instrument(span)
+            .await;
+        let outcome = match appended {
+            Ok(outcome) => outcome,
+            Err(StoreError::Conflict {
+                expected, actual, ..
+            }) => {
+                return Ok(Attempt::Conflict(expected, actual));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        if outcome.positions.len() != events.len() {
+            return Err(CommandError::Store(StoreError::backend(format!(
+                "store reported {} positions for {} appended events",
+                outcome.positions.len(),
+                events.len()
+            ))));
+        }
+
+        apply_events(&mut state, &events);
+        let first_version = version + 1;
+        let position = outcome.last_position();
+        let envelopes = events
+            .into_iter()
+            .zip(ids)
+            .zip(outcome.positions)
+            .zip(first_version..)
+            .map(
+                |(((event, event_id), global_position), stream_version)| Envelope {
+                    event_id,
+                    stream_type: A::TYPE.to_owned(),
+                    stream_id: stream_id.to_owned(),
+                    stream_version,
+                    global_position,
+                    recorded_at,
+                    metadata: event_metadata.clone(),
+                    event,
+                },
+            )
+            .collect();
+        Ok(Attempt::Done(Committed {
+            events: envelopes,
+            version: outcome.stream_version,
+            state,
+            position,
+        }))
+    }
+}
+
+/// Checks a command's creation policy against the stream's current version.
+pub(crate) fn check_policy<A: Aggregate>(
+    policy: CreationPolicy,
+    stream_id: &str,
+    version: u64,
+) -> Result<(), CommandError<A::Error>> {
+    match policy {
+        CreationPolicy::Create if version > 0 => Err(CommandError::AlreadyExists {
+            stream_type: A::TYPE.to_owned(),
+            stream_id: stream_id.to_owned(),
+            version,
+        }),
+        CreationPolicy::Existing if version == 0 => Err(CommandError::NotFound {
+            stream_type: A::TYPE.to_owned(),
+            stream_id: stream_id.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The one code path that applies events to an aggregate (load, execute and the test kit).
+pub(crate) fn apply_events<'a, A: Aggregate>(
+    state: &mut A,
+    events: impl IntoIterator<Item = &'a A::Event>,
+) {
+    for event in events {
+        state.apply(event);
+    }
+}
+
+/// Encodes one produced event for storage.
+pub(crate) fn encode_event<A: Aggregate>(
+    event: &A::Event,
+) -> Result<EncodedEvent, CommandError<A::Error>> {
+    event.encode().map_err(|source| CommandError::Encode {
+        event_type: event.event_name(),
+        source,
+    })
+}
+
+/// Decodes one stored event of `A`'s stream, with the stream context on failure.
+pub(crate) fn decode_stored<A: Aggregate>(
+    stored: &StoredEvent,
+) -> Result<A::Event, CommandError<A::Error>> {
+    A::Event::decode(&stored.event_type, stored.event_version, &stored.payload).map_err(|source| {
+        CommandError::Decode {
+            stream_type: stored.stream_type.clone(),
+            stream_id: stored.stream_id.clone(),
+            stream_version: stored.stream_version,
+            global_position: stored.global_position,
+            source,
+        }
+    })
+}

@@ -1,1 +1,297 @@
-//! TODO(helper): store
+//! Event stores: the append-only log behind every aggregate and projection.
+//!
+//! An [`EventStore`] keeps one global, totally ordered log of [`StoredEvent`]s, each also
+//! belonging to one stream `(stream_type, stream_id)` at a 1-based stream version. Appends are
+//! optimistic: the caller says which [`ExpectedVersion`] the stream must be at, and the store
+//! refuses with [`StoreError::Conflict`] otherwise. Event ids are idempotency keys: re-appending
+//! a batch that already landed returns the original [`AppendOutcome`] and stores nothing.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::envelope::Metadata;
+use crate::event::EncodedEvent;
+
+mod memory;
+
+pub use memory::InMemoryEventStore;
+
+/// The version a stream must be at for an append to succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// The stream must be empty (the same as `Exact(0)`).
+    NoStream,
+    /// The stream's head version must be exactly this (0 for an empty stream).
+    Exact(u64),
+    /// No check.
+    Any,
+}
+
+impl ExpectedVersion {
+    /// `NoStream` for 0, else `Exact(version)`.
+    pub fn from_version(version: u64) -> Self {
+        if version == 0 {
+            Self::NoStream
+        } else {
+            Self::Exact(version)
+        }
+    }
+
+    /// Whether a stream whose head version is `actual` satisfies this expectation.
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            Self::NoStream => actual == 0,
+            Self::Exact(version) => actual == version,
+            Self::Any => true,
+        }
+    }
+
+    /// The exact version expected, if any (`NoStream` is `Some(0)`).
+    pub fn exact(self) -> Option<u64> {
+        match self {
+            Self::NoStream => Some(0),
+            Self::Exact(version) => Some(version),
+            Self::Any => None,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exact(version) => write!(f, "version {version}"),
+            Self::Any => f.write_str("any version"),
+        }
+    }
+}
+
+/// An event to append: its encoded form plus id, metadata and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The event's unique id (UUIDv7), also the idempotency key of the append.
+    pub event_id: Uuid,
+    /// The wire name.
+    pub event_type: Cow<'static, str>,
+    /// The version of the payload's shape.
+    pub event_version: u32,
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+    /// Correlation, causation and user metadata.
+    pub metadata: Metadata,
+    /// When the event was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl NewEvent {
+    /// A new event with a fresh UUIDv7 id, recorded now.
+    pub fn new(
+        event_type: impl Into<Cow<'static, str>>,
+        event_version: u32,
+        payload: Vec<u8>,
+        metadata: Metadata,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            event_version,
+            payload,
+            metadata,
+            recorded_at: Utc::now(),
+        }
+    }
+
+    /// A new event from an [`EncodedEvent`], with a fresh UUIDv7 id, recorded now.
+    pub fn from_encoded(encoded: EncodedEvent, metadata: Metadata) -> Self {
+        Self::new(encoded.name, encoded.version, encoded.payload, metadata)
+    }
+}
+
+/// An event as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The position in the global log, starting at 1.
+    pub global_position: u64,
+    /// The stream type (aggregate type).
+    pub stream_type: String,
+    /// The stream id (aggregate id).
+    pub stream_id: String,
+    /// The version within the stream, starting at 1.
+    pub stream_version: u64,
+    /// The event's unique id.
+    pub event_id: Uuid,
+    /// The wire name.
+    pub event_type: String,
+    /// The version of the payload's shape.
+    pub event_version: u32,
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+    /// Correlation, causation and user metadata.
+    pub metadata: Metadata,
+    /// When the event was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The result of a successful append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream's head version after the append.
+    pub stream_version: u64,
+    /// The global position of each appended event, in order (empty for an empty batch).
+    pub positions: Vec<u64>,
+}
+
+impl AppendOutcome {
+    /// The global position of the last appended event, if any.
+    pub fn last_position(&self) -> Option<u64> {
+        self.positions.last().copied()
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream was not at the expected version.
+    #[error(
+        "version conflict on stream {stream_type}/{stream_id}: expected {expected}, found version {actual}"
+    )]
+    Conflict {
+        /// The stream type.
+        stream_type: String,
+        /// The stream id.
+        stream_id: String,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's actual head version.
+        actual: u64,
+    },
+    /// An event id of the batch is already stored, and the batch is not an exact retry of
+    /// the append that stored it (or the batch holds the id twice).
+    #[error("event id {event_id} is already stored")]
+    DuplicateEventId {
+        /// The clashing id.
+        event_id: Uuid,
+    },
+    /// The backend failed (I/O, connection, poisoned lock, ...).
+    #[error("event store backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+/// An append-only event log with per-stream optimistic concurrency.
+///
+/// Implementations must:
+/// - assign stream versions `actual + 1 ..` and global positions in append order, gap-free per
+///   stream;
+/// - refuse an append whose [`ExpectedVersion`] does not match with [`StoreError::Conflict`]
+///   (an empty batch is a no-op that still checks it);
+/// - treat event ids as idempotency keys: a batch whose ids are all stored, in that stream, at
+///   exactly the versions the batch would occupy, returns the original outcome and stores
+///   nothing; any other clash is [`StoreError::DuplicateEventId`].
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to the stream, atomically, if it is at the `expected` version.
+    fn append(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+
+    /// Reads one stream in version order, starting at `from_version` (inclusive; 0 and 1 both
+    /// mean the whole stream).
+    fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Reads at most `limit` events of the global log after `after_position` (exclusive), in
+    /// global order.
+    fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The global position of the last stored event (0 when the store is empty).
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+impl<S: EventStore> EventStore for Arc<S> {
+    fn append(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
+        S::append(self, stream_type, stream_id, expected, events)
+    }
+
+    fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
+        S::read_stream(self, stream_type, stream_id, from_version)
+    }
+
+    fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
+        S::read_all(self, after_position, limit)
+    }
+
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        S::head_position(self)
+    }
+}
+
+impl<S: EventStore> EventStore for &'static S {
+    fn append(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
+        S::append(self, stream_type, stream_id, expected, events)
+    }
+
+    fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
+        S::read_stream(self, stream_type, stream_id, from_version)
+    }
+
+    fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
+        S::read_all(self, after_position, limit)
+    }
+
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        S::head_position(self)
+    }
+}
