@@ -3,13 +3,17 @@
 pub use core::future::Future;
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
+pub use std::borrow::ToOwned;
+pub use std::convert::From;
 pub use std::vec::Vec;
+
+pub use serde_json::Error as JsonError;
 
 pub use serde_json::from_slice as json_from_slice;
 pub use serde_json::to_vec as json_to_vec;
 
 pub use crate::aggregate::{
-    Aggregate, Apply, ApplyAll, Command, CreationPolicy, Handles, HandlerOutput, IntoEvents,
+    Aggregate, Apply, ApplyAll, Command, CreationPolicy, HandlerOutput, Handles, IntoEvents,
 };
 pub use crate::event::{
     DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
@@ -54,3 +58,15 @@ pub const fn name_taken(name: &str, earlier: &[&str]) -> bool {
     }
     false
 }
+
+/// A one-element `Vec` (generated `IntoEvents` impls use it).
+#[inline]
+pub fn vec_of_one<T>(value: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(1);
+    v.push(value);
+    v
+}
+
+/// Compile-time check that the command `C` belongs to the aggregate `A`.
+#[inline]
+pub const fn assert_command_of<A: Aggregate, C: Command<Aggregate = A>>() {}
