@@ -26,3 +26,27 @@ pub(crate) fn wrap_in_const(items: TokenStream) -> TokenStream {
         };
     }
 }
+
+/// [`private`], with every token placed at `span`, so that a failing bound in generated code is
+/// reported at the user's token `span` comes from (rustc blames a path by its first token).
+pub(crate) fn private_at(custom: Option<&syn::Path>, span: proc_macro2::Span) -> TokenStream {
+    respan(private(custom), span)
+}
+
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                TokenTree::Group(group)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}

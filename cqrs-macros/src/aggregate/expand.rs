@@ -98,7 +98,7 @@ fn command_enum_impls(model: &AggregateModel<'_>, private: &TokenStream) -> Toke
 /// `Handles<C>` per command handler and `Apply<E>` per apply handler.
 fn handler_impls(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStream {
     let self_ty = &model.block.self_ty;
-    let events = &model.args.events;
+    let events = &model.required.events;
     let mut out = TokenStream::new();
     for h in &model.commands {
         let ty = h.command_ty;
@@ -110,7 +110,8 @@ fn handler_impls(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStre
     for h in &model.applies {
         let (ty, method) = (h.event_ty, &h.method.sig.ident);
         // An `#[apply]` for an event outside the enum is an error on the handler's event type.
-        let member_check = quote_spanned!(ty.span()=> #private::assert_event_of::<#events, #ty>(););
+        let at = paths::private_at(model.args.krate.as_ref(), ty.span());
+        let member_check = quote_spanned!(ty.span()=> #at::assert_event_of::<#events, #ty>(););
         out.extend(quote! {
             #[automatically_derived]
             impl #private::Apply<#ty> for #self_ty {
@@ -129,27 +130,36 @@ fn handler_impls(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStre
 fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStream {
     let args = &model.args;
     let (self_ty, enum_name) = (&model.block.self_ty, &model.command_enum);
-    let (stream_type, id, events, error) =
-        (args.name.as_str(), &args.id, &args.events, &args.error);
+    let required = &model.required;
+    let (stream_type, id, events, error) = (
+        required.name.as_str(),
+        &required.id,
+        &required.events,
+        &required.error,
+    );
+    let krate = args.krate.as_ref();
     let services = args
         .services
         .as_ref()
         .map_or_else(|| quote!(()), |s| quote!(#s));
     // The exhaustiveness check (every variant has an `#[apply]`) lands on `events = ...`.
-    let apply_body =
-        quote_spanned!(events.span()=> #private::ApplyAll::<Self>::apply_to(__event, self));
+    let at = paths::private_at(krate, events.span());
+    let apply_body = quote_spanned!(events.span()=> #at::ApplyAll::<Self>::apply_to(__event, self));
     let arms = model.commands.iter().map(|h| {
         let (variant, method, ty) = (&h.variant, &h.method.sig.ident, h.command_ty);
+        let output = h.output;
+        // Spanned at the return type, so that a wrong output is reported there.
         let call = if h.takes_services {
             let awaited = h.method.sig.asyncness.map(|_| quote!(.await));
-            quote!(self.#method(__command, __services) #awaited)
+            quote_spanned!(output.span()=> self.#method(__command, __services) #awaited)
         } else {
-            quote!(self.#method(__command))
+            quote_spanned!(output.span()=> self.#method(__command))
         };
-        let output = h.output;
+        let at = paths::private_at(krate, output.span());
         let decision =
-            quote_spanned!(output.span()=> #private::HandlerOutput::<Self>::into_decision(#call));
-        let command_check = quote_spanned!(ty.span()=> #private::assert_command_of::<Self, #ty>(););
+            quote_spanned!(output.span()=> #at::HandlerOutput::<Self>::into_decision(#call));
+        let at = paths::private_at(krate, ty.span());
+        let command_check = quote_spanned!(ty.span()=> #at::assert_command_of::<Self, #ty>(););
         quote!(#enum_name::#variant(__command) => { #command_check #decision })
     });
     let policies = model.commands.iter().map(|h| {
@@ -204,31 +214,51 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStr
     }
 }
 
-/// After an error: the user's block (so its methods still exist) and, when the arguments were
-/// readable, permissive impls so that code using the aggregate adds no errors of its own.
+/// After an error: the user's item (so its methods still exist) and permissive impls built from
+/// whatever arguments were readable, so that code using the aggregate adds no errors of its own.
 pub(super) fn fallback(input: &AggregateInput<'_>) -> TokenStream {
-    let Some(block) = input.block else {
-        let item = input.item;
-        return quote!(#item);
+    let (mut out, self_ty, type_ident) = match (input.block, input.item) {
+        (Some(block), _) => {
+            let out = stripped(block);
+            if !block.generics.params.is_empty() {
+                return out;
+            }
+            let syn::Type::Path(path) = &*block.self_ty else {
+                return out;
+            };
+            let Some(last) = path.path.segments.last() else {
+                return out;
+            };
+            (out, quote!(#path), last.ident.clone())
+        }
+        (None, syn::Item::Struct(s)) if s.generics.params.is_empty() => {
+            let ident = &s.ident;
+            (quote!(#s), quote!(#ident), ident.clone())
+        }
+        (None, syn::Item::Enum(e)) if e.generics.params.is_empty() => {
+            let ident = &e.ident;
+            (quote!(#e), quote!(#ident), ident.clone())
+        }
+        (None, item) => return quote!(#item),
     };
-    let mut out = stripped(block);
-    let (Ok(args), syn::Type::Path(path)) = (&input.args, &*block.self_ty) else {
-        return out;
-    };
-    let (Some(last), true) = (
-        path.path.segments.last(),
-        block.generics.params.is_empty() && block.trait_.is_none(),
-    ) else {
-        return out;
-    };
+    let args = &input.readable;
     let private = paths::private(args.krate.as_ref());
-    let self_ty = &block.self_ty;
     let enum_name = args
         .command_enum
         .clone()
-        .unwrap_or_else(|| quote::format_ident!("{}Command", last.ident));
-    let (stream_type, id, events, error) =
-        (args.name.as_str(), &args.id, &args.events, &args.error);
+        .unwrap_or_else(|| quote::format_ident!("{}Command", type_ident));
+    let stream_type = args
+        .name
+        .as_ref()
+        .map_or_else(|| type_ident.to_string(), |n| n.as_str().to_owned());
+    let unknown = quote!(#private::Unknown);
+    let or_unknown =
+        |ty: &Option<syn::Type>| ty.as_ref().map_or_else(|| unknown.clone(), |t| quote!(#t));
+    let (events, error) = (or_unknown(&args.events), or_unknown(&args.error));
+    let id = args
+        .id
+        .as_ref()
+        .map_or_else(|| quote!(::std::string::String), |t| quote!(#t));
     let services = args
         .services
         .as_ref()

@@ -30,9 +30,18 @@ pub(super) struct ApplyHandler<'a> {
     pub event_ty: &'a syn::Type,
 }
 
+/// The required `#[aggregate(...)]` arguments, all present.
+pub(super) struct Required {
+    pub name: String,
+    pub id: syn::Type,
+    pub events: syn::Type,
+    pub error: syn::Type,
+}
+
 /// The validated aggregate.
 pub(super) struct AggregateModel<'a> {
     pub args: AggregateArgs,
+    pub required: Required,
     pub block: &'a syn::ItemImpl,
     pub command_enum: syn::Ident,
     pub commands: Vec<CommandHandler<'a>>,
@@ -45,9 +54,7 @@ impl<'a> AggregateModel<'a> {
         let args = errs.handle(input.args.clone());
         let block = errs.handle(check_item_kind(input));
         let type_ident = block.and_then(|b| errs.handle(self_ident(b)));
-        if let Some(args) = &args {
-            check_args(args, &mut errs);
-        }
+        let required = args.as_ref().and_then(|a| errs.handle(check_args(a)));
         for conflict in &input.conflicts {
             errs.push(conflict.clone());
         }
@@ -74,7 +81,9 @@ impl<'a> AggregateModel<'a> {
         check_one_handler_per_command(&commands, &mut errs);
         check_one_apply_per_event(&applies, &mut errs);
         errs.finish()?;
-        let (Some(args), Some(block), Some(type_ident)) = (args, block, type_ident) else {
+        let (Some(args), Some(required), Some(block), Some(type_ident)) =
+            (args, required, block, type_ident)
+        else {
             return Err(darling::Error::custom(
                 "internal: aggregate validation lost an error",
             ));
@@ -85,6 +94,7 @@ impl<'a> AggregateModel<'a> {
             .unwrap_or_else(|| format_ident!("{}Command", type_ident));
         Ok(Self {
             args,
+            required,
             block,
             command_enum,
             commands,
@@ -145,13 +155,58 @@ fn self_ident(block: &syn::ItemImpl) -> darling::Result<syn::Ident> {
     }
 }
 
-/// Invariant: the stream type name is a non-empty word.
-fn check_args(args: &AggregateArgs, errs: &mut Errors) {
-    if args.name.is_empty() || args.name.chars().any(char::is_whitespace) {
+/// Invariant: `name`, `id`, `events` and `error` are given, and the name is a non-empty word.
+fn check_args(args: &AggregateArgs) -> darling::Result<Required> {
+    let mut errs = errors();
+    // Reported at the attribute itself (the call site).
+    let mut missing = |key: &str, what: &str| {
+        errs.push(darling::Error::custom(format!(
+            "`#[aggregate(...)]` is missing `{key} = ...`: {what}"
+        )));
+    };
+    if args.name.is_none() {
+        missing(
+            "name",
+            "the stream type stored with every event, such as `name = \"account\"`",
+        );
+    }
+    if args.id.is_none() {
+        missing(
+            "id",
+            "the type that identifies one instance (its `Display` form is the stream id), such as `id = AccountId`",
+        );
+    }
+    if args.events.is_none() {
+        missing(
+            "events",
+            "the stream's `#[derive(EventEnum)]` enum, such as `events = AccountEvent`",
+        );
+    }
+    if args.error.is_none() {
+        missing(
+            "error",
+            "the error type that `#[command]` handlers return, such as `error = AccountError`",
+        );
+    }
+    if let Some(name) = &args.name
+        && (name.is_empty() || name.chars().any(char::is_whitespace))
+    {
         errs.push(error_at(
-            &args.name.span(),
+            &name.span(),
             "the aggregate's `name` is its stream type, stored with every event: use a non-empty word such as `\"account\"`",
         ));
+    }
+    errs.finish()?;
+    match (&args.name, &args.id, &args.events, &args.error) {
+        (Some(name), Some(id), Some(events), Some(error)) => Ok(Required {
+            name: name.as_str().to_owned(),
+            id: id.clone(),
+            events: events.clone(),
+            error: error.clone(),
+        }),
+        _ => Err(darling::Error::custom(
+            "internal: aggregate argument check lost an error",
+        )),
     }
 }
 

@@ -8,16 +8,19 @@ use proc_macro2::TokenStream;
 use crate::diag::error_at;
 
 /// `#[aggregate(name = "...", id = ..., events = ..., error = ..., services = ..., command_enum = ...)]`.
-#[derive(Clone, FromMeta)]
+///
+/// The required keys are `Option`s so that validation can explain each missing one, and so that
+/// the fallback can use whatever was readable.
+#[derive(Clone, Default, FromMeta)]
 pub(super) struct AggregateArgs {
-    /// The stream type stored with every event.
-    pub name: SpannedValue<String>,
-    /// The id type of one instance.
-    pub id: syn::Type,
-    /// The stream's event enum.
-    pub events: syn::Type,
-    /// The error type handlers return.
-    pub error: syn::Type,
+    /// The stream type stored with every event (required).
+    pub name: Option<SpannedValue<String>>,
+    /// The id type of one instance (required).
+    pub id: Option<syn::Type>,
+    /// The stream's event enum (required).
+    pub events: Option<syn::Type>,
+    /// The error type handlers return (required).
+    pub error: Option<syn::Type>,
     /// Services injected into handlers that take a second argument.
     pub services: Option<syn::Type>,
     /// The name of the generated command enum (default `{Type}Command`).
@@ -54,6 +57,8 @@ pub(super) struct MarkedMethod<'a> {
 pub(super) struct AggregateInput<'a> {
     pub item: &'a syn::Item,
     pub args: darling::Result<AggregateArgs>,
+    /// What could be read of the arguments even when `args` is an error.
+    pub readable: AggregateArgs,
     /// The impl block, if the attribute sits on one.
     pub block: Option<&'a syn::ItemImpl>,
     pub methods: Vec<MarkedMethod<'a>>,
@@ -63,9 +68,16 @@ pub(super) struct AggregateInput<'a> {
 
 impl<'a> AggregateInput<'a> {
     pub fn parse(args: TokenStream, item: &'a syn::Item) -> Self {
-        let args = NestedMeta::parse_meta_list(args)
-            .map_err(darling::Error::from)
-            .and_then(|list| AggregateArgs::from_list(&list));
+        let list = NestedMeta::parse_meta_list(args).map_err(darling::Error::from);
+        let args = list
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|list| AggregateArgs::from_list(list));
+        let readable = match (&args, &list) {
+            (Ok(args), _) => args.clone(),
+            (Err(_), Ok(list)) => AggregateArgs::tolerant(list),
+            (Err(_), Err(_)) => AggregateArgs::default(),
+        };
         let block = match item {
             syn::Item::Impl(block) => Some(block),
             _ => None,
@@ -98,10 +110,39 @@ impl<'a> AggregateInput<'a> {
         Self {
             item,
             args,
+            readable,
             block,
             methods,
             conflicts,
         }
+    }
+}
+
+impl AggregateArgs {
+    /// Reads every key it can and skips the rest: what the fallback uses when the strict
+    /// parse failed (an unknown key, say), so that the one error is not followed by others.
+    fn tolerant(list: &[NestedMeta]) -> Self {
+        let mut out = Self::default();
+        for item in list {
+            let NestedMeta::Meta(syn::Meta::NameValue(nv)) = item else {
+                continue;
+            };
+            let Some(key) = nv.path.get_ident().map(ToString::to_string) else {
+                continue;
+            };
+            let value = &nv.value;
+            match key.as_str() {
+                "name" => out.name = FromMeta::from_expr(value).ok(),
+                "id" => out.id = FromMeta::from_expr(value).ok(),
+                "events" => out.events = FromMeta::from_expr(value).ok(),
+                "error" => out.error = FromMeta::from_expr(value).ok(),
+                "services" => out.services = FromMeta::from_expr(value).ok(),
+                "command_enum" => out.command_enum = FromMeta::from_expr(value).ok(),
+                "crate" => out.krate = FromMeta::from_expr(value).ok(),
+                _ => {}
+            }
+        }
+        out
     }
 }
 

@@ -17,8 +17,9 @@ pub(super) fn expand(model: &CommandModel<'_>) -> TokenStream {
     // The id check lands on the `#[id]` field's type, the handler check on `aggregate = ...`.
     let id_ty = &model.id_field.ty;
     let id_expr = quote_spanned!(id_ty.span()=> &self.#member);
+    let at = paths::private_at(model.krate.as_ref(), aggregate.span());
     let handles_check = quote_spanned! {aggregate.span()=>
-        #private::assert_handles::<#aggregate, Self>();
+        #at::assert_handles::<#aggregate, Self>();
     };
     paths::wrap_in_const(quote! {
         #[automatically_derived]
@@ -34,20 +35,26 @@ pub(super) fn expand(model: &CommandModel<'_>) -> TokenStream {
                 #id_expr
             }
         }
+        #[automatically_derived]
+        impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
     })
 }
 
 /// When the command is invalid but names its aggregate, still implement `Command` so that uses
 /// of the command elsewhere do not add errors of their own.
 pub(super) fn fallback(input: &CommandInput<'_>) -> TokenStream {
-    let Ok(attrs) = &input.attrs else {
-        return TokenStream::new();
-    };
-    let Some(aggregate) = &attrs.aggregate else {
-        return TokenStream::new();
-    };
+    let attrs = &input.readable;
     let private = paths::private(attrs.krate.as_ref());
     let ident = &input.item.ident;
+    let Some(aggregate) = &attrs.aggregate else {
+        // Without an aggregate there is no `Command` impl to write; still accept the command in
+        // any handler so that the missing `aggregate = ...` is reported once.
+        let (_, ty_generics, where_clause) = input.item.generics.split_for_impl();
+        let params = input.item.generics.params.iter();
+        return paths::wrap_in_const(quote! {
+            impl<#(#params,)* __A> #private::CommandOf<__A> for #ident #ty_generics #where_clause {}
+        });
+    };
     let (impl_generics, ty_generics, where_clause) = input.item.generics.split_for_impl();
     paths::wrap_in_const(quote! {
         impl #impl_generics #private::Command for #ident #ty_generics #where_clause {
@@ -59,5 +66,6 @@ pub(super) fn fallback(input: &CommandInput<'_>) -> TokenStream {
                 ::core::unimplemented!()
             }
         }
+        impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
     })
 }

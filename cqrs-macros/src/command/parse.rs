@@ -22,6 +22,8 @@ pub(super) struct CommandAttrs {
 pub(super) struct CommandInput<'a> {
     pub item: &'a syn::DeriveInput,
     pub attrs: darling::Result<CommandAttrs>,
+    /// What could be read of `#[command(...)]` even when `attrs` is an error.
+    pub readable: CommandAttrs,
 }
 
 /// The validated command.
@@ -39,6 +41,7 @@ impl<'a> CommandInput<'a> {
         Self {
             item,
             attrs: CommandAttrs::from_attributes(&item.attrs),
+            readable: CommandAttrs::tolerant(&item.attrs),
         }
     }
 
@@ -152,5 +155,34 @@ fn check_shape_and_id<'a>(
             }
             None
         }
+    }
+}
+
+impl CommandAttrs {
+    /// Reads `aggregate` and `crate` from `#[command(...)]`, skipping anything unreadable: the
+    /// fallback uses it so that one mistake in the attribute gives one error.
+    fn tolerant(attrs: &[syn::Attribute]) -> Self {
+        use darling::FromMeta;
+        use darling::ast::NestedMeta;
+        let mut out = Self::default();
+        for attr in attrs.iter().filter(|a| a.path().is_ident("command")) {
+            let Ok(list) = attr.meta.require_list() else {
+                continue;
+            };
+            let Ok(items) = NestedMeta::parse_meta_list(list.tokens.clone()) else {
+                continue;
+            };
+            for item in &items {
+                let NestedMeta::Meta(syn::Meta::NameValue(nv)) = item else {
+                    continue;
+                };
+                if nv.path.is_ident("aggregate") {
+                    out.aggregate = FromMeta::from_expr(&nv.value).ok();
+                } else if nv.path.is_ident("crate") {
+                    out.krate = FromMeta::from_expr(&nv.value).ok();
+                }
+            }
+        }
+        out
     }
 }

@@ -9,10 +9,10 @@ use crate::diag::{error_at, errors};
 #[derive(Clone, FromAttributes)]
 #[darling(attributes(event))]
 pub(super) struct EventAttrs {
-    /// The wire name, stored with every event.
-    pub name: SpannedValue<String>,
-    /// The version of this shape under the name, from 1.
-    pub version: SpannedValue<u32>,
+    /// The wire name, stored with every event (required).
+    pub name: Option<SpannedValue<String>>,
+    /// The version of this shape under the name, from 1 (required).
+    pub version: Option<SpannedValue<u32>>,
     /// A custom path to `cqrs_runtime`.
     #[darling(rename = "crate")]
     pub krate: Option<syn::Path>,
@@ -59,22 +59,10 @@ impl<'a> EventInput<'a> {
         let mut errs = errors();
         let attrs = errs.handle(self.attrs.clone());
         let fields = errs.handle(check_shape(self.item));
-        if let Some(attrs) = &attrs {
-            // Invariant: a wire name is a non-empty word without whitespace.
-            if attrs.name.is_empty() || attrs.name.chars().any(char::is_whitespace) {
-                errs.push(error_at(
-                    &attrs.name.span(),
-                    "a wire name must be non-empty and contain no whitespace, for example `money_deposited`",
-                ));
-            }
-            // Invariant: versions count from 1.
-            if *attrs.version == 0 {
-                errs.push(error_at(
-                    &attrs.version.span(),
-                    "event versions start at 1: write `version = 1` for the first shape",
-                ));
-            }
-        }
+        let (name, version) = match &attrs {
+            Some(attrs) => check_name_and_version(self.item, attrs, &mut errs),
+            None => (None, None),
+        };
         // Invariant: an event is concrete, so its wire name means one shape.
         if let Some(param) = self.item.generics.params.first() {
             errs.push(error_at(
@@ -83,19 +71,63 @@ impl<'a> EventInput<'a> {
             ));
         }
         errs.finish()?;
-        let (Some(attrs), Some(fields)) = (attrs, fields) else {
+        let (Some(attrs), Some(fields), Some(name), Some(version)) = (attrs, fields, name, version)
+        else {
             return Err(darling::Error::custom(
                 "internal: event validation lost an error",
             ));
         };
         Ok(EventModel {
             item: self.item,
-            name: attrs.name.as_str().to_owned(),
-            version: *attrs.version,
+            name,
+            version,
             krate: attrs.krate,
             fields,
         })
     }
+}
+
+/// Invariant: an event has a wire name (a non-empty word) and a version counting from 1.
+fn check_name_and_version(
+    item: &syn::DeriveInput,
+    attrs: &EventAttrs,
+    errs: &mut crate::diag::Errors,
+) -> (Option<String>, Option<u32>) {
+    let name = match &attrs.name {
+        Some(name) if name.is_empty() || name.chars().any(char::is_whitespace) => {
+            errs.push(error_at(
+                &name.span(),
+                "a wire name must be non-empty and contain no whitespace, for example `money_deposited`",
+            ));
+            None
+        }
+        Some(name) => Some(name.as_str().to_owned()),
+        None => {
+            errs.push(error_at(
+                &item.ident,
+                format!("`{}` has no wire name: add `name = \"...\"` to `#[event(...)]`; it is stored with every event, so choose it once and keep it", item.ident),
+            ));
+            None
+        }
+    };
+    let version = match &attrs.version {
+        Some(version) if **version == 0 => {
+            errs.push(error_at(
+                &version.span(),
+                "event versions start at 1: write `version = 1` for the first shape",
+            ));
+            None
+        }
+        Some(version) => Some(**version),
+        None => {
+            errs.push(error_at(
+                &item.ident,
+                format!("`{}` has no version: add `version = 1` to `#[event(...)]` (a new shape of the same event gets the next version)", item.ident),
+            ));
+            None
+        }
+    };
+    (name, version)
 }
 
 /// Invariant: an event is a struct with named fields (or a unit struct), so its JSON is an object.

@@ -2,7 +2,6 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
-use syn::spanned::Spanned;
 
 use super::parse::{EnumInput, EnumModel};
 use crate::paths;
@@ -13,7 +12,7 @@ pub(super) fn expand(model: &EnumModel<'_>) -> TokenStream {
     let mut inner = event_enum_impl(model, &private);
     inner.extend(member_impls(model, &private));
     inner.extend(apply_all_impl(model, &private));
-    inner.extend(unique_name_checks(model, &private));
+    inner.extend(unique_name_checks(model));
     out.extend(paths::wrap_in_const(inner));
     out
 }
@@ -23,10 +22,6 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream 
     let ident = &model.item.ident;
     let idents: Vec<_> = model.variants.iter().map(|v| v.ident).collect();
     let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
-    // Each event type must itself be an `Event`; the check lands on the variant's type.
-    let event_checks = tys
-        .iter()
-        .map(|ty| quote_spanned!(ty.span()=> #private::assert_event::<#ty>();));
     quote! {
         #[automatically_derived]
         impl #private::EventEnum for #ident {
@@ -34,7 +29,6 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream 
 
             #[inline]
             fn event_name(&self) -> &'static str {
-                #(#event_checks)*
                 match self {
                     #(Self::#idents(_) => <#tys as #private::Event>::NAME,)*
                 }
@@ -150,7 +144,7 @@ fn apply_all_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
 
 /// Invariant: two variants of one enum never share a wire name. Checked at compile time on the
 /// `Event::NAME` constants, with the error on the later variant.
-fn unique_name_checks(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+fn unique_name_checks(model: &EnumModel<'_>) -> TokenStream {
     let enum_name = &model.item.ident;
     let mut out = TokenStream::new();
     for (i, v) in model.variants.iter().enumerate().skip(1) {
@@ -161,10 +155,11 @@ fn unique_name_checks(model: &EnumModel<'_>, private: &TokenStream) -> TokenStre
             v.ident,
             crate::diag::type_to_string(ty)
         );
+        let at = paths::private_at(model.krate.as_ref(), v.ident.span());
         out.extend(quote_spanned! {v.ident.span()=>
-            const _: () = if #private::name_taken(
-                <#ty as #private::Event>::NAME,
-                &[#(<#earlier as #private::Event>::NAME),*],
+            const _: () = if #at::name_taken(
+                <#ty as #at::Event>::NAME,
+                &[#(<#earlier as #at::Event>::NAME),*],
             ) {
                 ::core::panic!(#message)
             };
