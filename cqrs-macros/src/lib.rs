@@ -12,6 +12,8 @@ mod diag;
 mod event;
 mod event_enum;
 mod paths;
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 

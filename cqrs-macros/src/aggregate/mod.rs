@@ -20,3 +20,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(error) => crate::diag::with_fallback(error, expand::fallback(&input)),
     }
 }
+
+/// The validation errors for an input, as text (for the crate's unit tests).
+#[cfg(test)]
+pub(crate) fn validation_errors(args: TokenStream, item: &syn::Item) -> Vec<String> {
+    let input = parse::AggregateInput::parse(args, item);
+    match model::AggregateModel::validate(&input) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.flatten().into_iter().map(|e| e.to_string()).collect(),
+    }
+}
