@@ -91,6 +91,15 @@ pub trait Apply<E> {
 )]
 pub trait Handles<C> {}
 
+/// `Self` is a command whose `#[command(aggregate = A)]` names `A`: implemented by
+/// `#[derive(Command)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command of `{A}`",
+    label = "this handler of `{A}` takes `{Self}`, whose `#[command(aggregate = ...)]` names another aggregate",
+    note = "move this handler to the aggregate that `{Self}` names, or change `#[command(aggregate = ...)]` on `{Self}`"
+)]
+pub trait CommandOf<A> {}
+
 /// What a `#[command]` handler may return inside `Ok`: one event of the enum, the enum itself,
 /// `Vec<_>`, `Option<_>` or an array of either, or `()` for no event.
 #[diagnostic::on_unimplemented(
@@ -131,21 +140,30 @@ impl<E: EventEnum, T: EventOf<E>, const N: usize> IntoEvents<E> for [T; N] {
     }
 }
 
-/// The whole return type of a `#[command]` handler: `Result<impl IntoEvents, A::Error>`.
+/// The whole return type of a `#[command]` handler: `Result<impl IntoEvents, E>`, where `E`
+/// converts into the aggregate's error type (as with `?`).
 #[diagnostic::on_unimplemented(
-    message = "a `#[command]` handler of `{A}` returns `{Self}`",
-    label = "expected `Result<_, _>` with the aggregate's `error = ...` type",
-    note = "return `Result<T, E>` where `E` is the aggregate's error type and `T` is an event, `Vec<_>`, `Option<_>` or `()`"
+    message = "a `#[command]` handler of `{A}` returns `{Self}`, which is not a decision",
+    label = "expected `Result<_, _>`",
+    note = "return `Result<T, E>` where `E` is (or converts into) the aggregate's `error = ...` type and `T` is an event, `Vec<_>`, `Option<_>` or `()`"
 )]
 pub trait HandlerOutput<A: Aggregate> {
     /// Converts the handler's result into the events to append.
     fn into_decision(self) -> Result<Vec<A::Event>, A::Error>;
 }
 
-impl<A: Aggregate, T: IntoEvents<A::Event>> HandlerOutput<A> for Result<T, A::Error> {
+impl<A, T, E> HandlerOutput<A> for Result<T, E>
+where
+    A: Aggregate,
+    T: IntoEvents<A::Event>,
+    E: Into<A::Error>,
+{
     #[inline]
     fn into_decision(self) -> Result<Vec<A::Event>, A::Error> {
-        self.map(IntoEvents::into_events)
+        match self {
+            Ok(output) => Ok(output.into_events()),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 

@@ -1,0 +1,32 @@
+//! `#[aggregate(...)]` on an `impl` block: command handlers, apply handlers, the command enum
+//! and the `Aggregate` impl.
+
+mod expand;
+mod model;
+mod parse;
+
+use proc_macro2::TokenStream;
+
+/// Parse the arguments and the impl block, validate the handlers, expand. On error, the errors
+/// plus the user's impl block (with our attributes removed) and fallback impls.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = match syn::parse2::<syn::Item>(item) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error(),
+    };
+    let input = parse::AggregateInput::parse(args, &item);
+    match model::AggregateModel::validate(&input) {
+        Ok(model) => expand::expand(&model),
+        Err(error) => crate::diag::with_fallback(error, expand::fallback(&input)),
+    }
+}
+
+/// The validation errors for an input, as text (for the crate's unit tests).
+#[cfg(test)]
+pub(crate) fn validation_errors(args: TokenStream, item: &syn::Item) -> Vec<String> {
+    let input = parse::AggregateInput::parse(args, item);
+    match model::AggregateModel::validate(&input) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.flatten().into_iter().map(|e| e.to_string()).collect(),
+    }
+}

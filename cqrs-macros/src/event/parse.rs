@@ -1,0 +1,167 @@
+//! What the user wrote on a `#[derive(Event)]` struct, and its validation.
+
+use darling::FromAttributes;
+use darling::util::SpannedValue;
+
+use crate::diag::{error_at, errors};
+
+/// `#[event(...)]` on the struct.
+#[derive(Clone, FromAttributes)]
+#[darling(attributes(event))]
+pub(super) struct EventAttrs {
+    /// The wire name, stored with every event (required).
+    pub name: Option<SpannedValue<String>>,
+    /// The version of this shape under the name, from 1 (required).
+    pub version: Option<SpannedValue<u32>>,
+    /// A custom path to `cqrs_runtime`.
+    #[darling(rename = "crate")]
+    pub krate: Option<syn::Path>,
+}
+
+pub(super) struct EventInput<'a> {
+    pub item: &'a syn::DeriveInput,
+    pub attrs: darling::Result<EventAttrs>,
+}
+
+/// One field of the described shape.
+pub(super) struct FieldModel {
+    pub name: String,
+    pub ty: String,
+}
+
+/// The validated event.
+pub(super) struct EventModel<'a> {
+    pub item: &'a syn::DeriveInput,
+    pub name: String,
+    pub version: u32,
+    pub krate: Option<syn::Path>,
+    pub fields: Vec<FieldModel>,
+}
+
+impl<'a> EventInput<'a> {
+    pub fn from_input(item: &'a syn::DeriveInput) -> Self {
+        let attrs = if item.attrs.iter().any(|a| a.path().is_ident("event")) {
+            EventAttrs::from_attributes(&item.attrs)
+        } else {
+            Err(error_at(
+                &item.ident,
+                format!(
+                    "`{}` has no wire name: add `#[event(name = \"...\", version = 1)]`; the name is stored with every event, so choose it once and keep it",
+                    item.ident
+                ),
+            ))
+        };
+        Self { item, attrs }
+    }
+
+    /// Checks every rule of an event at once.
+    pub fn validate(&self) -> darling::Result<EventModel<'a>> {
+        let mut errs = errors();
+        let attrs = errs.handle(self.attrs.clone());
+        let fields = errs.handle(check_shape(self.item));
+        let (name, version) = match &attrs {
+            Some(attrs) => check_name_and_version(self.item, attrs, &mut errs),
+            None => (None, None),
+        };
+        // Invariant: an event is concrete, so its wire name means one shape.
+        if let Some(param) = self.item.generics.params.first() {
+            errs.push(error_at(
+                param,
+                "an event cannot be generic: its wire name and version must describe one concrete shape",
+            ));
+        }
+        errs.finish()?;
+        let (Some(attrs), Some(fields), Some(name), Some(version)) = (attrs, fields, name, version)
+        else {
+            return Err(darling::Error::custom(
+                "internal: event validation lost an error",
+            ));
+        };
+        Ok(EventModel {
+            item: self.item,
+            name,
+            version,
+            krate: attrs.krate,
+            fields,
+        })
+    }
+}
+
+/// Invariant: an event has a wire name (a non-empty word) and a version counting from 1.
+fn check_name_and_version(
+    item: &syn::DeriveInput,
+    attrs: &EventAttrs,
+    errs: &mut crate::diag::Errors,
+) -> (Option<String>, Option<u32>) {
+    let name = match &attrs.name {
+        Some(name) if name.is_empty() || name.chars().any(char::is_whitespace) => {
+            errs.push(error_at(
+                &name.span(),
+                "a wire name must be non-empty and contain no whitespace, for example `money_deposited`",
+            ));
+            None
+        }
+        Some(name) => Some(name.as_str().to_owned()),
+        None => {
+            errs.push(error_at(
+                &item.ident,
+                format!("`{}` has no wire name: add `name = \"...\"` to `#[event(...)]`; it is stored with every event, so choose it once and keep it", item.ident),
+            ));
+            None
+        }
+    };
+    let version = match &attrs.version {
+        Some(version) if **version == 0 => {
+            errs.push(error_at(
+                &version.span(),
+                "event versions start at 1: write `version = 1` for the first shape",
+            ));
+            None
+        }
+        Some(version) => Some(**version),
+        None => {
+            errs.push(error_at(
+                &item.ident,
+                format!("`{}` has no version: add `version = 1` to `#[event(...)]` (a new shape of the same event gets the next version)", item.ident),
+            ));
+            None
+        }
+    };
+    (name, version)
+}
+
+/// Invariant: an event is a struct with named fields (or a unit struct), so its JSON is an object.
+fn check_shape(item: &syn::DeriveInput) -> darling::Result<Vec<FieldModel>> {
+    match &item.data {
+        syn::Data::Struct(s) => match &s.fields {
+            syn::Fields::Named(named) => Ok(named
+                .named
+                .iter()
+                .map(|f| FieldModel {
+                    name: f
+                        .ident
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    ty: crate::diag::type_to_string(&f.ty),
+                })
+                .collect()),
+            syn::Fields::Unit => Ok(Vec::new()),
+            syn::Fields::Unnamed(fields) => Err(error_at(
+                fields,
+                format!(
+                    "`#[derive(Event)]` needs named fields: a tuple struct's payload has no field names to evolve; write `struct {} {{ field: Type, ... }}`",
+                    item.ident
+                ),
+            )),
+        },
+        syn::Data::Enum(e) => Err(error_at(
+            &e.enum_token,
+            "`#[derive(Event)]` goes on one struct per event; to group the events of a stream, use `#[derive(EventEnum)]` on this enum",
+        )),
+        syn::Data::Union(u) => Err(error_at(
+            &u.union_token,
+            "`#[derive(Event)]` goes on a struct with named fields, not a union",
+        )),
+    }
+}

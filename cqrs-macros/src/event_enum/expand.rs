@@ -1,0 +1,217 @@
+//! Tokens for `#[derive(EventEnum)]`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+
+use super::parse::{EnumInput, EnumModel};
+use crate::paths;
+
+pub(super) fn expand(model: &EnumModel<'_>) -> TokenStream {
+    let private = paths::private(model.krate.as_ref());
+    let mut out = name_constants(model, &private);
+    let mut inner = event_enum_impl(model, &private);
+    inner.extend(member_impls(model, &private));
+    inner.extend(apply_all_impl(model, &private));
+    inner.extend(unique_name_checks(model));
+    out.extend(paths::wrap_in_const(inner));
+    out
+}
+
+/// `impl EventEnum`: names, versions, encode, decode, schema.
+fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+    let ident = &model.item.ident;
+    let idents: Vec<_> = model.variants.iter().map(|v| v.ident).collect();
+    let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
+    quote! {
+        #[automatically_derived]
+        impl #private::EventEnum for #ident {
+            const NAMES: &'static [&'static str] = &[#(<#tys as #private::Event>::NAME),*];
+
+            #[inline]
+            fn event_name(&self) -> &'static str {
+                match self {
+                    #(Self::#idents(_) => <#tys as #private::Event>::NAME,)*
+                }
+            }
+
+            #[inline]
+            fn event_version(&self) -> u32 {
+                match self {
+                    #(Self::#idents(_) => <#tys as #private::Event>::VERSION,)*
+                }
+            }
+
+            fn encode(&self) -> #private::Result<#private::EncodedEvent, #private::JsonError> {
+                #private::Result::Ok(match self {
+                    #(Self::#idents(__event) => #private::EncodedEvent {
+                        name: <#tys as #private::Event>::NAME,
+                        version: <#tys as #private::Event>::VERSION,
+                        payload: #private::json_to_vec(__event)?,
+                    },)*
+                })
+            }
+
+            fn decode(
+                __name: &str,
+                __version: u32,
+                __payload: &[u8],
+            ) -> #private::Result<Self, #private::DecodeError> {
+                #(
+                    if __name == <#tys as #private::Event>::NAME {
+                        return <#tys as #private::Event>::decode_stored(__version, __payload).map(Self::#idents);
+                    }
+                )*
+                #private::Result::Err(#private::DecodeError::UnknownEventType { name: #private::ToOwned::to_owned(__name) })
+            }
+
+            fn schema() -> &'static [#private::EventSchema] {
+                const __SCHEMA: &[#private::EventSchema] = &[#(<#tys as #private::Event>::SCHEMA),*];
+                __SCHEMA
+            }
+        }
+    }
+}
+
+/// `From`, `EventOf` and `IntoEvents` for each held event struct.
+fn member_impls(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+    let ident = &model.item.ident;
+    let mut out = quote! {
+        #[automatically_derived]
+        impl #private::IntoEvents<#ident> for #ident {
+            #[inline]
+            fn into_events(self) -> #private::Vec<#ident> {
+                #private::vec_of_one(self)
+            }
+        }
+    };
+    for v in &model.variants {
+        let (var, ty) = (v.ident, v.ty);
+        let other_arm = (model.variants.len() > 1).then(|| quote!(_ => #private::None,));
+        out.extend(quote! {
+            #[automatically_derived]
+            impl #private::From<#ty> for #ident {
+                #[inline]
+                fn from(event: #ty) -> Self {
+                    Self::#var(event)
+                }
+            }
+            #[automatically_derived]
+            impl #private::EventOf<#ident> for #ty {
+                #[inline]
+                fn into_enum(self) -> #ident {
+                    #ident::#var(self)
+                }
+                #[inline]
+                fn from_enum(event: &#ident) -> #private::Option<&Self> {
+                    match event {
+                        #ident::#var(inner) => #private::Some(inner),
+                        #other_arm
+                    }
+                }
+            }
+            #[automatically_derived]
+            impl #private::IntoEvents<#ident> for #ty {
+                #[inline]
+                fn into_events(self) -> #private::Vec<#ident> {
+                    #private::vec_of_one(#ident::#var(self))
+                }
+            }
+        });
+    }
+    out
+}
+
+/// Exhaustive dispatch to any aggregate that applies every variant.
+fn apply_all_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+    let ident = &model.item.ident;
+    let idents: Vec<_> = model.variants.iter().map(|v| v.ident).collect();
+    let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
+    quote! {
+        #[automatically_derived]
+        impl<__A> #private::ApplyAll<__A> for #ident
+        where
+            #(__A: #private::Apply<#tys>,)*
+        {
+            #[inline]
+            fn apply_to(&self, __aggregate: &mut __A) {
+                match self {
+                    #(Self::#idents(__event) => #private::Apply::<#tys>::apply_event(__aggregate, __event),)*
+                }
+            }
+        }
+    }
+}
+
+/// Invariant: two variants of one enum never share a wire name. Checked at compile time on the
+/// `Event::NAME` constants, with the error on the later variant.
+fn unique_name_checks(model: &EnumModel<'_>) -> TokenStream {
+    let enum_name = &model.item.ident;
+    let mut out = TokenStream::new();
+    for (i, v) in model.variants.iter().enumerate().skip(1) {
+        let ty = v.ty;
+        let earlier = model.variants[..i].iter().map(|w| w.ty);
+        let message = format!(
+            "`{enum_name}::{}` has the same wire name as an earlier variant of `{enum_name}`: give `{}` its own `#[event(name = \"...\")]`, or remove one of the variants",
+            v.ident,
+            crate::diag::type_to_string(ty)
+        );
+        let at = paths::private_at(model.krate.as_ref(), v.ident.span());
+        out.extend(quote_spanned! {v.ident.span()=>
+            const _: () = if #at::name_taken(
+                <#ty as #at::Event>::NAME,
+                &[#(<#earlier as #at::Event>::NAME),*],
+            ) {
+                ::core::panic!(#message)
+            };
+        });
+    }
+    out
+}
+
+/// `AccountEvent::OPENED` etc.: the wire name of each variant as an inherent constant.
+fn name_constants(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+    let ident = &model.item.ident;
+    let consts = model.variants.iter().map(|v| {
+        let screaming =
+            ident_case::RenameRule::ScreamingSnakeCase.apply_to_variant(v.ident.to_string());
+        let name = format_ident!("{}", screaming, span = v.ident.span());
+        let ty = v.ty;
+        let doc = format!("The wire name of `{ident}::{}`.", v.ident);
+        quote! {
+            #[doc = #doc]
+            pub const #name: &'static str = <#ty as #private::Event>::NAME;
+        }
+    });
+    quote! {
+        #[automatically_derived]
+        impl #ident {
+            #(#consts)*
+        }
+    }
+}
+
+/// When the enum is invalid, still implement `EventEnum` (decoding nothing) so that aggregates
+/// naming it do not add errors of their own.
+pub(super) fn fallback(input: &EnumInput<'_>) -> TokenStream {
+    if !matches!(input.item.data, syn::Data::Enum(_)) || !input.item.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let krate = input.attrs.as_ref().ok().and_then(|a| a.krate.as_ref());
+    let private = paths::private(krate);
+    let ident = &input.item.ident;
+    paths::wrap_in_const(quote! {
+        impl #private::EventEnum for #ident {
+            const NAMES: &'static [&'static str] = &[];
+            fn event_name(&self) -> &'static str { ::core::unimplemented!() }
+            fn event_version(&self) -> u32 { ::core::unimplemented!() }
+            fn encode(&self) -> #private::Result<#private::EncodedEvent, #private::JsonError> { ::core::unimplemented!() }
+            fn decode(__name: &str, _: u32, _: &[u8]) -> #private::Result<Self, #private::DecodeError> {
+                #private::Result::Err(#private::DecodeError::UnknownEventType { name: #private::ToOwned::to_owned(__name) })
+            }
+            fn schema() -> &'static [#private::EventSchema] { &[] }
+        }
+        impl<__A> #private::ApplyAll<__A> for #ident {
+            fn apply_to(&self, _: &mut __A) {}
+        }
+    })
+}

@@ -1,0 +1,10 @@
+use cqrs_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(name = "opened", version = 1)]
+pub struct Opened<T> {
+    pub at: T,
+}
+
+fn main() {}
