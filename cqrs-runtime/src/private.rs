@@ -59,9 +59,7 @@ pub const fn name_taken(name: &str, earlier: &[&str]) -> bool {
 /// A one-element `Vec` (generated `IntoEvents` impls use it).
 #[inline]
 pub fn vec_of_one<T>(value: T) -> Vec<T> {
-    let mut v = Vec::with_capacity(1);
-    v.push(value);
-    v
+    vec![value]
 }
 
 /// Compile-time check that the command `C` belongs to the aggregate `A`.

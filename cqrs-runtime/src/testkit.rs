@@ -1,6 +1,6 @@
 //! A given/when/then test kit for aggregates.
 //!
-//! ```ignore
+//! ```text
 //! TestFramework::<BankAccount>::given([AccountEvent::Opened(opened)])
 //!     .when(Deposit { account, amount: 5 })
 //!     .then_expect_events([AccountEvent::Deposited(MoneyDeposited { amount: 5 })]);
