@@ -268,6 +268,7 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod repository;
+pub mod schema;
 pub mod store;
 pub mod testkit;
 

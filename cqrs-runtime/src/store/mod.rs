@@ -6,6 +6,11 @@
 //! refuses with [`StoreError::Conflict`] otherwise. Event ids are idempotency keys: re-appending
 //! a batch that already landed returns the original [`AppendOutcome`] and stores nothing.
 
+mod checkpoint;
+pub use checkpoint::{
+    CheckpointStore, Cursor, InMemoryCheckpoints, InMemorySnapshots, Snapshot, SnapshotStore,
+};
+
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -228,6 +233,31 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The global position of the last stored event (0 when the store is empty).
     fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Reads at most `limit` events committed after `cursor`, in commit order, each with its own
+    /// cursor. The default serves stores that commit in position order (`tx = 0`); stores whose
+    /// positions can become visible out of order override it.
+    fn read_after(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(Cursor, StoredEvent)>, StoreError>> + Send {
+        async move {
+            let events = self.read_all(cursor.position, limit).await?;
+            Ok(events
+                .into_iter()
+                .map(|e| {
+                    (
+                        Cursor {
+                            tx: 0,
+                            position: e.global_position,
+                        },
+                        e,
+                    )
+                })
+                .collect())
+        }
+    }
 }
 
 impl<S: EventStore> EventStore for Arc<S> {
