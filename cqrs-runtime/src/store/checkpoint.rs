@@ -167,3 +167,62 @@ impl SnapshotStore for InMemorySnapshots {
         Ok(())
     }
 }
+
+/// Exclusive, named leases: at most one holder of a name at a time, across every process that
+/// shares the store (one active runner per projection). A lease is released when dropped.
+pub trait LeaseStore: Send + Sync + 'static {
+    /// The held lease; dropping it releases the name.
+    type Lease: Send + 'static;
+
+    /// Takes the lease on `name` if nobody holds it; `None` if somebody does.
+    fn try_acquire(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Self::Lease>, StoreError>> + Send;
+}
+
+/// In-memory leases (one process).
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryLeases {
+    held: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl InMemoryLeases {
+    /// No lease held.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// A lease of [`InMemoryLeases`]; dropping it releases the name.
+#[derive(Debug)]
+pub struct InMemoryLease {
+    name: String,
+    held: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl Drop for InMemoryLease {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(&self.name);
+        }
+    }
+}
+
+impl LeaseStore for InMemoryLeases {
+    type Lease = InMemoryLease;
+
+    async fn try_acquire(&self, name: &str) -> Result<Option<InMemoryLease>, StoreError> {
+        let mut held = self
+            .held
+            .lock()
+            .map_err(|_| StoreError::backend("the in-memory lease table is poisoned"))?;
+        if !held.insert(name.to_owned()) {
+            return Ok(None);
+        }
+        Ok(Some(InMemoryLease {
+            name: name.to_owned(),
+            held: self.held.clone(),
+        }))
+    }
+}

@@ -8,7 +8,8 @@
 
 mod checkpoint;
 pub use checkpoint::{
-    CheckpointStore, Cursor, InMemoryCheckpoints, InMemorySnapshots, Snapshot, SnapshotStore,
+    CheckpointStore, Cursor, InMemoryCheckpoints, InMemoryLease, InMemoryLeases, InMemorySnapshots,
+    LeaseStore, Snapshot, SnapshotStore,
 };
 
 use std::borrow::Cow;
