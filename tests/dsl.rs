@@ -71,7 +71,7 @@ fn encode_decode_round_trip() {
     assert_eq!((enc.name, enc.version), ("money_deposited", 1));
     assert_eq!(
         AccountEvent::decode(enc.name, enc.version, &enc.payload).unwrap(),
-        e
+        cqrs_runtime::event::Decoded::One(e)
     );
     assert_eq!(AccountEvent::DEPOSITED, "money_deposited");
     assert_eq!(

@@ -67,7 +67,7 @@ pub mod domain {
         pub by: u32,
     }
 
-    /// An event with a custom runtime path.
+    /// The first version of `reset`.
     #[derive(
         ::core::fmt::Debug,
         ::core::clone::Clone,
@@ -76,8 +76,58 @@ pub mod domain {
         Deserialize,
         Event,
     )]
-    #[event(name = "reset", version = 2, crate = ::cqrs_runtime)]
+    #[event(name = "reset", version = 1)]
+    pub struct WasResetV1 {
+        /// Why.
+        pub reason: ::std::string::String,
+    }
+
+    /// An event with a custom runtime path and an upcaster chain.
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        Serialize,
+        Deserialize,
+        Event,
+    )]
+    #[event(name = "reset", version = 2, upcast_from = WasResetV1, crate = ::cqrs_runtime)]
     pub struct WasReset;
+
+    impl ::core::convert::From<WasResetV1> for WasReset {
+        fn from(_: WasResetV1) -> Self {
+            WasReset
+        }
+    }
+
+    /// A nested type with a shape.
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        Serialize,
+        Deserialize,
+        Shape,
+    )]
+    pub struct Note {
+        /// Text.
+        pub text: ::std::string::String,
+    }
+
+    /// An event with a nested type.
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        Serialize,
+        Deserialize,
+        Event,
+    )]
+    #[event(name = "noted", version = 1)]
+    pub struct Noted {
+        /// The note.
+        pub note: ::core::option::Option<Note>,
+    }
 
     /// The events.
     #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, EventEnum)]
@@ -86,6 +136,8 @@ pub mod domain {
         Bumped(Bumped),
         /// Reset.
         Reset(WasReset),
+        /// Noted.
+        Noted(Noted),
     }
 
     /// Services.
@@ -133,6 +185,9 @@ pub mod domain {
         fn was_reset(&mut self, _: &WasReset) {
             self.value = 0;
         }
+
+        #[apply]
+        fn noted(&mut self, _: &Noted) {}
     }
 }
 
@@ -161,6 +216,11 @@ fn shadowed_names_do_not_break_generated_code() {
     assert_eq!(events, vec![CounterEvent::Reset(WasReset)]);
     assert_eq!(CounterEvent::RESET, "reset");
     assert_eq!(events[0].event_version(), 2);
+    let old = CounterEvent::decode("reset", 1, br#"{"reason":"x"}"#).unwrap();
+    assert_eq!(
+        old.one(),
+        ::core::option::Option::Some(CounterEvent::Reset(WasReset))
+    );
 }
 
 fn poll_ready<F: Future>(f: F) -> F::Output {

@@ -12,6 +12,8 @@ mod diag;
 mod event;
 mod event_enum;
 mod paths;
+mod shape;
+mod shape_derive;
 #[cfg(test)]
 mod tests;
 
@@ -25,10 +27,17 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 }
 
 /// Implements `cqrs_runtime::Event`. Documented on the re-export in `cqrs_runtime`.
-#[proc_macro_derive(Event, attributes(event))]
+#[proc_macro_derive(Event, attributes(event, shape))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     event::expand(&input).into()
+}
+
+/// Implements `cqrs_runtime::schema::Shape`. Documented on the re-export in `cqrs_runtime`.
+#[proc_macro_derive(Shape, attributes(shape))]
+pub fn derive_shape(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    shape_derive::expand(&input).into()
 }
 
 /// Implements `cqrs_runtime::EventEnum`. Documented on the re-export in `cqrs_runtime`.

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::event::Decoded;
 use crate::event::{DecodeError, EventEnum};
 use crate::store::StoredEvent;
 
@@ -230,10 +231,12 @@ impl Envelope<()> {
 }
 
 impl<E: EventEnum> Envelope<E> {
-    /// Decodes a stored event into a typed envelope (the store's row → the stream's enum).
-    pub fn decode(stored: &StoredEvent) -> Result<Self, DecodeError> {
-        let event = E::decode(&stored.event_type, stored.event_version, &stored.payload)?;
-        Ok(Envelope {
+    /// Decodes a stored event into typed envelopes (the store's row → the stream's enum):
+    /// usually one; several for a split event, each keeping the stored event's id, stream
+    /// version and position; none for a retired event type.
+    pub fn decode(stored: &StoredEvent) -> Result<Decoded<Self>, DecodeError> {
+        let decoded = E::decode(&stored.event_type, stored.event_version, &stored.payload)?;
+        Ok(decoded.map(|event| Envelope {
             event_id: stored.event_id,
             stream_type: stored.stream_type.clone(),
             stream_id: stored.stream_id.clone(),
@@ -242,6 +245,6 @@ impl<E: EventEnum> Envelope<E> {
             recorded_at: stored.recorded_at,
             metadata: stored.metadata.clone(),
             event,
-        })
+        }))
     }
 }

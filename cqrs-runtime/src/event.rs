@@ -9,6 +9,8 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::schema::NameSet;
+
 /// One event struct: a stable wire name and a version, decoupled from the Rust type name.
 ///
 /// Implemented by `#[derive(Event)]`; do not implement it by hand unless you also keep
@@ -22,26 +24,158 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
     /// The version of this struct's shape under [`Event::NAME`], starting at 1.
     const VERSION: u32;
-    /// The described shape of this version: name, version, Rust type and fields.
+    /// The described shape of this version: name, version, Rust type, fields, fingerprint.
     const SCHEMA: EventSchema;
+    /// Every wire name this event's history answers to: its own, plus the names it was
+    /// renamed from (with `renamed_from`). Those names stay reserved in its event enum.
+    const NAMES: NameSet = NameSet::EMPTY.with(Self::NAME);
 
-    /// Decodes a stored payload of `version` into this (current) event struct.
+    /// Decodes a stored `(name, version, payload)` of this event's history into this struct:
+    /// straight into the stored version's struct, then up the typed chain of steps.
     ///
-    /// The default accepts exactly [`Event::VERSION`]; any other version is
-    /// [`DecodeError::UnknownVersion`].
-    fn decode_stored(version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
-        if version == Self::VERSION {
-            serde_json::from_slice(payload).map_err(|source| DecodeError::CorruptPayload {
-                name: Self::NAME.to_owned(),
-                version,
-                source,
-            })
+    /// The default (an event without history) accepts exactly [`Event::NAME`] at
+    /// [`Event::VERSION`]; a newer version is [`DecodeError::UnknownVersion`].
+    fn decode_stored(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
+        if version == Self::VERSION && name == Self::NAME {
+            decode_payload(name, version, payload)
         } else {
             Err(DecodeError::UnknownVersion {
-                name: Self::NAME.to_owned(),
+                name: name.to_owned(),
                 version,
                 known: Self::VERSION,
             })
+        }
+    }
+
+    /// The schema of every version in this event's history, oldest first.
+    fn history() -> Vec<EventSchema> {
+        vec![Self::SCHEMA]
+    }
+}
+
+/// Deserializes `payload` into `T`, the struct of `(name, version)`.
+#[inline]
+pub fn decode_payload<T: serde::de::DeserializeOwned>(
+    name: &str,
+    version: u32,
+    payload: &[u8],
+) -> Result<T, DecodeError> {
+    serde_json::from_slice(payload).map_err(|source| DecodeError::CorruptPayload {
+        name: name.to_owned(),
+        version,
+        source,
+    })
+}
+
+/// Runs one typed step of an upcaster chain: `From` (infallible) or `TryFrom` (a typed error,
+/// reported as [`DecodeError::UpcastFailed`]).
+#[inline]
+pub fn upcast<P, T>(name: &str, version: u32, previous: P) -> Result<T, DecodeError>
+where
+    T: Event + UpcastFrom<P>,
+{
+    T::try_from(previous).map_err(|source| DecodeError::UpcastFailed {
+        name: name.to_owned(),
+        version,
+        to: T::SCHEMA.rust_type,
+        to_version: T::VERSION,
+        source: Box::new(source),
+    })
+}
+
+/// A typed step from the previous version `P` to `Self`: implemented for every
+/// `TryFrom<P>` (and so every `From<P>`) whose error is a `std::error::Error`.
+#[diagnostic::on_unimplemented(
+    message = "there is no step from `{P}` to `{Self}`",
+    label = "`{Self}` names `{P}` as the version it upcasts from",
+    note = "implement `From<{P}> for {Self}` (or `TryFrom<{P}>` with an error type that implements `std::error::Error`)"
+)]
+pub trait UpcastFrom<P>: TryFrom<P, Error = Self::StepError> {
+    /// The step's error (`Infallible` for `From`).
+    type StepError: std::error::Error + Send + Sync + 'static;
+}
+
+impl<P, T> UpcastFrom<P> for T
+where
+    T: TryFrom<P>,
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    type StepError = T::Error;
+}
+
+/// How a stored event that is no longer a variant (it was split) becomes events of `E`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is listed in `split(...)` of `{E}`, but does not say how it splits",
+    label = "implement `Split<{E}> for {Self}`",
+    note = "`fn split(self) -> Vec<{E}>` returns the current events, in order, that replace one stored `{Self}`"
+)]
+pub trait Split<E>: Event {
+    /// The current events that replace one stored event of this struct, in order.
+    fn split(self) -> Vec<E>;
+}
+
+/// What one stored event decodes to: one current event, several (it was split), or none (its
+/// type was retired).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded<E> {
+    /// The usual case: one event.
+    One(E),
+    /// A split event: the events that replace it, in order.
+    Many(Vec<E>),
+    /// A retired event type: nothing reaches aggregates or projections.
+    Skipped,
+}
+
+impl<E> Decoded<E> {
+    /// Maps each event.
+    pub fn map<F>(self, mut f: impl FnMut(E) -> F) -> Decoded<F> {
+        match self {
+            Decoded::One(e) => Decoded::One(f(e)),
+            Decoded::Many(es) => Decoded::Many(es.into_iter().map(f).collect()),
+            Decoded::Skipped => Decoded::Skipped,
+        }
+    }
+
+    /// The single event, if this is exactly one.
+    pub fn one(self) -> Option<E> {
+        match self {
+            Decoded::One(e) => Some(e),
+            Decoded::Many(mut es) if es.len() == 1 => es.pop(),
+            _ => None,
+        }
+    }
+}
+
+impl<E> IntoIterator for Decoded<E> {
+    type Item = E;
+    type IntoIter = DecodedIter<E>;
+
+    fn into_iter(self) -> DecodedIter<E> {
+        match self {
+            Decoded::One(e) => DecodedIter::One(Some(e)),
+            Decoded::Many(es) => DecodedIter::Many(es.into_iter()),
+            Decoded::Skipped => DecodedIter::One(None),
+        }
+    }
+}
+
+/// The events of a [`Decoded`], in order.
+#[derive(Debug)]
+pub enum DecodedIter<E> {
+    /// Zero or one event.
+    One(Option<E>),
+    /// Several events.
+    Many(std::vec::IntoIter<E>),
+}
+
+impl<E> Iterator for DecodedIter<E> {
+    type Item = E;
+
+    #[inline]
+    fn next(&mut self) -> Option<E> {
+        match self {
+            DecodedIter::One(e) => e.take(),
+            DecodedIter::Many(it) => it.next(),
         }
     }
 }
@@ -57,10 +191,18 @@ pub trait EventEnum: Sized + Send + Sync + 'static {
     fn event_version(&self) -> u32;
     /// Serializes the payload of this value, giving (name, version, JSON bytes).
     fn encode(&self) -> Result<EncodedEvent, serde_json::Error>;
-    /// Decodes a stored `(name, version, payload)` into the matching variant.
-    fn decode(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError>;
-    /// The schema of every variant, in declaration order.
+    /// Decodes a stored `(name, version, payload)`: into the matching variant (after any
+    /// upcasting steps), into several events (a split), or into nothing (a retired type).
+    fn decode(name: &str, version: u32, payload: &[u8]) -> Result<Decoded<Self>, DecodeError>;
+    /// The schema of every variant's current version, in declaration order.
     fn schema() -> &'static [EventSchema];
+    /// The schema of every stored shape this enum decodes: all versions of every variant's
+    /// history, then the split event types.
+    fn history() -> Vec<EventSchema> {
+        Self::schema().to_vec()
+    }
+    /// Wire names whose stored events decode to nothing ([`Decoded::Skipped`]).
+    const RETIRED: &'static [&'static str] = &[];
 }
 
 /// Implemented for each event struct held by an [`EventEnum`] variant (and for the enum itself).
@@ -117,6 +259,23 @@ pub enum DecodeError {
         /// The newest version this binary knows.
         known: u32,
     },
+    /// A fallible step of the upcaster chain refused the stored event.
+    #[error(
+        "cannot upcast event `{name}` version {version} to {to} (version {to_version}): {source}"
+    )]
+    UpcastFailed {
+        /// The stored wire name.
+        name: String,
+        /// The stored version.
+        version: u32,
+        /// The Rust type the failing step converts into.
+        to: &'static str,
+        /// The version the failing step converts into.
+        to_version: u32,
+        /// The step's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The payload did not deserialize into the struct of its version.
     #[error("corrupt payload for event `{name}` version {version}: {source}")]
     CorruptPayload {
@@ -141,6 +300,8 @@ pub struct EventSchema {
     pub rust_type: &'static str,
     /// The fields, in declaration order.
     pub fields: &'static [FieldSchema],
+    /// The fingerprint of the serialized shape (see [`crate::schema`]).
+    pub fingerprint: u64,
 }
 
 /// One field of an [`EventSchema`].
@@ -154,7 +315,11 @@ pub struct FieldSchema {
 
 impl fmt::Display for EventSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} v{} ({}) {{", self.name, self.version, self.rust_type)?;
+        write!(
+            f,
+            "{} v{} {:#018x} ({}) {{",
+            self.name, self.version, self.fingerprint, self.rust_type
+        )?;
         for (i, field) in self.fields.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
             write!(f, "{sep}{}: {}", field.name, field.ty)?;
@@ -167,12 +332,17 @@ impl fmt::Display for EventSchema {
     }
 }
 
-/// Renders the schema of an event enum, one event per line, for review diffs.
+/// Renders the schema of an event enum, one stored shape per line (every version of every
+/// event, oldest first, then the retired names), for review diffs.
 pub fn describe<E: EventEnum>() -> String {
     let mut out = String::new();
-    for schema in E::schema() {
+    for schema in E::history() {
         out.push_str(&schema.to_string());
         out.push('\n');
+    }
+    for name in E::RETIRED {
+        out.push_str(name);
+        out.push_str(" retired\n");
     }
     out
 }

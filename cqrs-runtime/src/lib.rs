@@ -276,7 +276,7 @@ pub mod testkit;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use cqrs_macros::{Command, Event, EventEnum, aggregate};
+pub use cqrs_macros::{Command, Event, EventEnum, Shape, aggregate};
 
 pub use envelope::{CommandMetadata, Envelope, Metadata};
 pub use error::CommandError;
@@ -293,5 +293,5 @@ pub mod prelude {
     pub use crate::repository::{Committed, Repository, RetryPolicy};
     pub use crate::store::{EventStore, ExpectedVersion, InMemoryEventStore};
     pub use crate::testkit::TestFramework;
-    pub use cqrs_macros::{Command, Event, EventEnum, aggregate};
+    pub use cqrs_macros::{Command, Event, EventEnum, Shape, aggregate};
 }

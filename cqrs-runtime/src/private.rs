@@ -19,6 +19,8 @@ pub use crate::aggregate::{
 pub use crate::event::{
     DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
+pub use crate::event::{Decoded, Split, decode_payload, upcast};
+pub use crate::schema::{NameSet, Shape, combine};
 
 /// Compile-time check that `A` has a `#[command]` handler for `C`.
 #[inline]
@@ -90,7 +92,7 @@ impl EventEnum for Unknown {
     fn encode(&self) -> Result<EncodedEvent, serde_json::Error> {
         match *self {}
     }
-    fn decode(name: &str, _: u32, _: &[u8]) -> Result<Self, DecodeError> {
+    fn decode(name: &str, _: u32, _: &[u8]) -> Result<crate::event::Decoded<Self>, DecodeError> {
         Err(DecodeError::UnknownEventType {
             name: name.to_owned(),
         })
@@ -98,4 +100,16 @@ impl EventEnum for Unknown {
     fn schema() -> &'static [EventSchema] {
         &[]
     }
+}
+
+/// Whether `fingerprint` is one of the locked ones.
+pub const fn fingerprint_in(fingerprint: u64, locked: &[u64]) -> bool {
+    let mut i = 0;
+    while i < locked.len() {
+        if locked[i] == fingerprint {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::aggregate::{Aggregate, Command, CreationPolicy};
 use crate::envelope::{CommandMetadata, Envelope};
 use crate::error::CommandError;
+use crate::event::Decoded;
 use crate::event::{EncodedEvent, EventEnum};
 use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
@@ -196,8 +197,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let mut state = A::default();
             let mut version = 0;
             for event in &stored {
-                let decoded = decode_stored::<A>(event)?;
-                apply_events(&mut state, [&decoded]);
+                // A split event applies several events; a retired one applies none.
+                for decoded in decode_stored::<A>(event)? {
+                    apply_events(&mut state, [&decoded]);
+                }
                 version = event.stream_version;
             }
             tracing::debug!(version, "loaded");
@@ -395,7 +398,7 @@ pub(crate) fn encode_event<A: Aggregate>(
 /// Decodes one stored event of `A`'s stream, with the stream context on failure.
 pub(crate) fn decode_stored<A: Aggregate>(
     stored: &StoredEvent,
-) -> Result<A::Event, CommandError<A::Error>> {
+) -> Result<Decoded<A::Event>, CommandError<A::Error>> {
     A::Event::decode(&stored.event_type, stored.event_version, &stored.payload).map_err(|source| {
         CommandError::Decode {
             stream_type: stored.stream_type.clone(),

@@ -1,15 +1,186 @@
-//! Shapes of serialized types: fingerprints that change when the serde shape changes.
+//! Shapes of serialized types: fingerprints that change when the serde shape changes, and the
+//! schema lock that freezes each published event version.
 //!
-//! Event versions and snapshot states are frozen by their shape fingerprint: a change of
-//! field names, types, serde renames or defaults, or of a nested type's shape, changes it.
+//! A fingerprint covers field names, field types (by their own fingerprints, so a change inside
+//! a nested type counts), and the `#[serde(...)]` attributes that change the wire form (renames,
+//! defaults, skips, tags). `#[derive(Event)]` and `#[derive(Shape)]` compute it at compile
+//! time; [`Shape`] is implemented here for the standard types.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// A type whose serialized shape has a stable fingerprint.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no shape fingerprint",
-    label = "add `#[derive(Shape)]` to `{Self}` (or implement `Shape` for it)",
-    note = "event fields and snapshot states must describe their serialized shape, so that a change to it is caught"
+    label = "add `#[derive(Shape)]` to `{Self}`",
+    note = "every field type of an event (and a snapshotted state) describes its serialized shape, so that a change to it is caught; for a foreign type, mark the field `#[shape(opaque = \"name-of-its-format\")]`"
 )]
 pub trait Shape {
     /// The fingerprint of the serialized shape (stable across builds and platforms).
     const FINGERPRINT: u64;
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// FNV-1a over `bytes`, continuing from `hash` (a `const fn`, so fingerprints are constants).
+pub const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    hash
+}
+
+/// Combines a tag and the fingerprints of parts into one fingerprint.
+pub const fn combine(tag: &str, parts: &[u64]) -> u64 {
+    let mut hash = fnv1a(FNV_OFFSET, tag.as_bytes());
+    let mut i = 0;
+    while i < parts.len() {
+        hash = fnv1a(hash, &parts[i].to_le_bytes());
+        i += 1;
+    }
+    hash
+}
+
+macro_rules! leaf_shapes {
+    ($($ty:ty => $tag:literal),* $(,)?) => {
+        $(impl Shape for $ty {
+            const FINGERPRINT: u64 = combine($tag, &[]);
+        })*
+    };
+}
+
+leaf_shapes! {
+    bool => "bool", char => "char", String => "string", str => "string",
+    u8 => "u8", u16 => "u16", u32 => "u32", u64 => "u64", u128 => "u128", usize => "u64",
+    i8 => "i8", i16 => "i16", i32 => "i32", i64 => "i64", i128 => "i128", isize => "i64",
+    f32 => "f32", f64 => "f64", () => "unit",
+    serde_json::Value => "json", uuid::Uuid => "uuid",
+    chrono::DateTime<chrono::Utc> => "datetime-utc", chrono::NaiveDate => "date",
+    chrono::NaiveDateTime => "datetime-naive",
+}
+
+macro_rules! wrapper_shapes {
+    ($($tag:literal => $($ty:ident)::+ <$($p:ident),+>),* $(,)?) => {
+        $(impl<$($p: Shape),+> Shape for $($ty)::+<$($p),+> {
+            const FINGERPRINT: u64 = combine($tag, &[$($p::FINGERPRINT),+]);
+        })*
+    };
+}
+
+wrapper_shapes! {
+    "seq" => Vec<T>, "seq" => VecDeque<T>, "option" => Option<T>,
+    "set" => BTreeSet<T>, "set" => HashSet<T>,
+    "map" => BTreeMap<K, V>, "map" => HashMap<K, V>,
+}
+
+impl<T: Shape + ?Sized> Shape for Box<T> {
+    const FINGERPRINT: u64 = T::FINGERPRINT;
+}
+
+impl<T: Shape + ?Sized> Shape for std::sync::Arc<T> {
+    const FINGERPRINT: u64 = T::FINGERPRINT;
+}
+
+impl<T: Shape> Shape for [T] {
+    const FINGERPRINT: u64 = combine("seq", &[T::FINGERPRINT]);
+}
+
+impl<T: Shape, const N: usize> Shape for [T; N] {
+    const FINGERPRINT: u64 = combine("array", &[T::FINGERPRINT, N as u64]);
+}
+
+macro_rules! tuple_shapes {
+    ($(($($p:ident),+)),* $(,)?) => {
+        $(impl<$($p: Shape),+> Shape for ($($p,)+) {
+            const FINGERPRINT: u64 = combine("tuple", &[$($p::FINGERPRINT),+]);
+        })*
+    };
+}
+
+tuple_shapes!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F)
+);
+
+/// A small set of wire names known at compile time: the names a current event answers to
+/// (its own and those it was renamed from). Built in `const` context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameSet {
+    names: [&'static str; NameSet::CAPACITY],
+    len: usize,
+}
+
+impl NameSet {
+    /// The most names one event's history may use.
+    pub const CAPACITY: usize = 16;
+
+    /// The empty set.
+    pub const EMPTY: NameSet = NameSet {
+        names: [""; NameSet::CAPACITY],
+        len: 0,
+    };
+
+    /// This set plus `name` (a no-op if present). Panics at compile time past the capacity.
+    pub const fn with(self, name: &'static str) -> NameSet {
+        if self.contains(name) {
+            return self;
+        }
+        assert!(
+            self.len < NameSet::CAPACITY,
+            "an event's history uses more than 16 wire names"
+        );
+        let mut names = self.names;
+        names[self.len] = name;
+        NameSet {
+            names,
+            len: self.len + 1,
+        }
+    }
+
+    /// The union of two sets.
+    pub const fn union(self, other: NameSet) -> NameSet {
+        let mut out = self;
+        let mut i = 0;
+        while i < other.len {
+            out = out.with(other.names[i]);
+            i += 1;
+        }
+        out
+    }
+
+    /// Whether `name` is in the set.
+    pub const fn contains(&self, name: &str) -> bool {
+        let mut i = 0;
+        while i < self.len {
+            if crate::__private::str_eq(self.names[i], name) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether the two sets share a name.
+    pub const fn intersects(&self, other: &NameSet) -> bool {
+        let mut i = 0;
+        while i < other.len {
+            if self.contains(other.names[i]) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// The names, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.names[..self.len].iter().copied()
+    }
 }

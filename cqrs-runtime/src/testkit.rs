@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::aggregate::{Aggregate, Command};
 use crate::error::CommandError;
-use crate::event::EventEnum;
+use crate::event::{Decoded, EventEnum};
 use crate::repository::{apply_events, check_policy};
 
 /// Services taken from `A::Services::default()` (the state before `.with_services`).
@@ -221,7 +221,10 @@ where
         Err(error) => panic!("{role} event {event:?} does not encode: {error}"),
     };
     let decoded = match A::Event::decode(encoded.name, encoded.version, &encoded.payload) {
-        Ok(decoded) => decoded,
+        Ok(Decoded::One(decoded)) => decoded,
+        Ok(other) => panic!(
+            "{role} event {event:?} decodes from its own encoding to {other:?}, not to one event"
+        ),
         Err(error) => panic!(
             "{role} event {event:?} does not decode from its own encoding \
              (`{}` v{}, payload {}): {error}",
@@ -441,9 +444,10 @@ pub fn assert_decodes_to<E>(name: &str, version: u32, payload: &[u8], expected: 
 where
     E: EventEnum + PartialEq + fmt::Debug,
 {
-    match E::decode(name, version, payload) {
-        Ok(actual) if actual == *expected => {}
-        Ok(actual) => panic!(
+    match E::decode(name, version, payload).map(Decoded::one) {
+        Ok(Some(actual)) if actual == *expected => {}
+        Ok(None) => panic!("`{name}` v{version} does not decode to exactly one event"),
+        Ok(Some(actual)) => panic!(
             "`{name}` v{version} decodes to another value\n  expected: {expected:?}\n  actual:   {actual:?}"
         ),
         Err(error) => panic!("`{name}` v{version} does not decode: {error}"),

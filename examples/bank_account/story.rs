@@ -226,8 +226,10 @@ impl ReadModels {
             let page = store.read_all(after, 100).await?;
             let Some(last) = page.last() else { break };
             after = last.global_position;
-            for stored in &page {
-                let envelope = Envelope::<AccountEvent>::decode(stored)?;
+            for envelope in page.iter().map(Envelope::<AccountEvent>::decode) {
+                let Some(envelope) = envelope?.one() else {
+                    continue;
+                };
                 let account = models
                     .accounts
                     .entry(envelope.stream_id.clone())

@@ -1,21 +1,41 @@
-//! Tokens for `#[derive(Event)]`.
+//! Tokens for `#[derive(Event)]`: the `Event` impl, the typed upcaster chain, the chain checks
+//! and the schema-lock check.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
-use super::parse::{EventInput, EventModel};
-use crate::paths;
+use super::lock;
+use super::parse::{EventInput, EventModel, Previous};
+use crate::{paths, shape};
 
 pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
-    let private = paths::private(model.krate.as_ref());
+    let krate = model.krate.as_ref();
+    let private = paths::private(krate);
     let ident = &model.item.ident;
-    let name = &model.name;
-    let version = model.version;
+    let (name, version) = (&model.name, model.version);
     let rust_type = ident.to_string();
     let fields = model.fields.iter().map(|f| {
-        let (fname, fty) = (&f.name, &f.ty);
+        let fname = &f.name;
+        let fty = f
+            .opaque
+            .clone()
+            .unwrap_or_else(|| crate::diag::type_to_string(f.ty));
         quote!(#private::FieldSchema { name: #fname, ty: #fty })
     });
+    let desc = shape::describe(
+        "struct",
+        &shape::serde_attrs(&model.item.attrs),
+        &model.fields,
+    );
+    let fingerprint = shape::fingerprint(
+        krate,
+        &desc,
+        &shape::field_fingerprints(krate, &model.fields),
+    );
+    let history = history_items(model, &private);
+    let mut checks = chain_checks(model);
+    checks.extend(lock_check(model));
     paths::wrap_in_const(quote! {
         #[automatically_derived]
         impl #private::Event for #ident {
@@ -26,9 +46,145 @@ pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
                 version: #version,
                 rust_type: #rust_type,
                 fields: &[#(#fields),*],
+                fingerprint: #fingerprint,
             };
+            #history
         }
+        #checks
     })
+}
+
+/// With a previous version: the name set, the chained decoder and the history.
+fn history_items(model: &EventModel<'_>, private: &TokenStream) -> TokenStream {
+    let prev = match &model.previous {
+        Previous::None => return TokenStream::new(),
+        Previous::Upcast(prev) | Previous::Renamed(prev) => prev,
+    };
+    // The step call is spanned at `upcast_from = ...`, so a missing `From` is reported there.
+    let at = paths::private_at(model.krate.as_ref(), prev.span());
+    let step =
+        quote_spanned!(prev.span()=> #at::upcast::<#prev, Self>(__name, __version, __previous));
+    quote! {
+        const NAMES: #private::NameSet = <#prev as #private::Event>::NAMES.with(Self::NAME);
+
+        fn decode_stored(
+            __name: &str,
+            __version: u32,
+            __payload: &[u8],
+        ) -> #private::Result<Self, #private::DecodeError> {
+            if __name == Self::NAME {
+                if __version == Self::VERSION {
+                    return #private::decode_payload(__name, __version, __payload);
+                }
+                if __version > Self::VERSION {
+                    return #private::Result::Err(#private::DecodeError::UnknownVersion {
+                        name: #private::ToOwned::to_owned(__name),
+                        version: __version,
+                        known: Self::VERSION,
+                    });
+                }
+            }
+            let __previous = <#prev as #private::Event>::decode_stored(__name, __version, __payload)?;
+            #step
+        }
+
+        fn history() -> #private::Vec<#private::EventSchema> {
+            let mut __history = <#prev as #private::Event>::history();
+            __history.push(Self::SCHEMA);
+            __history
+        }
+    }
+}
+
+/// Invariant: a chain runs 1, 2, …, N within one name, one struct per version; a rename
+/// starts a new name. Checked on the constants of the named struct, at `upcast_from = ...`.
+fn chain_checks(model: &EventModel<'_>) -> TokenStream {
+    let (name, version, ident) = (&model.name, model.version, &model.item.ident);
+    let krate = model.krate.as_ref();
+    match &model.previous {
+        Previous::None => TokenStream::new(),
+        Previous::Upcast(prev) => {
+            let at = paths::private_at(krate, prev.span());
+            let p = crate::diag::type_to_string(prev);
+            let other_name = format!(
+                "`upcast_from = {p}` names another event: a step stays within the wire name `{name}`; to rename an event, put `renamed_from = {p}` on version 1 of the new name"
+            );
+            let duplicate = format!(
+                "`{p}` is also version {version} of `{name}`: each (name, version) is one struct; make `{ident}` version {} or point `upcast_from` at version {}",
+                version + 1,
+                version - 1
+            );
+            let backwards = format!(
+                "`upcast_from = {p}` points backwards: `{p}` is a later version of `{name}` than `{ident}` (version {version}); a step goes from version {} to version {version}",
+                version - 1
+            );
+            let gap = format!(
+                "`upcast_from = {p}` skips a version: `{ident}` is version {version} of `{name}`, so it upcasts from version {}; versions run 1, 2, …, N without gaps",
+                version - 1
+            );
+            quote_spanned! {prev.span()=>
+                const _: () = {
+                    let __previous = <#prev as #at::Event>::VERSION;
+                    if !#at::str_eq(<#prev as #at::Event>::NAME, #name) {
+                        ::core::panic!(#other_name)
+                    } else if __previous == #version {
+                        ::core::panic!(#duplicate)
+                    } else if __previous > #version {
+                        ::core::panic!(#backwards)
+                    } else if __previous + 1 < #version {
+                        ::core::panic!(#gap)
+                    }
+                };
+            }
+        }
+        Previous::Renamed(old) => {
+            let at = paths::private_at(krate, old.span());
+            let o = crate::diag::type_to_string(old);
+            let same = format!(
+                "`renamed_from = {o}` names an event with the same wire name `{name}`: for a new version of one name use `upcast_from`"
+            );
+            quote_spanned! {old.span()=>
+                const _: () = if #at::str_eq(<#old as #at::Event>::NAME, #name) {
+                    ::core::panic!(#same)
+                };
+            }
+        }
+    }
+}
+
+/// Invariant: a locked (name, version) keeps its shape. The lock is `fingerprint = ...` on
+/// the struct, or the crate's `events.lock`; the fingerprint is computed by the compiler
+/// (nested types included), so the comparison is a `const` check.
+fn lock_check(model: &EventModel<'_>) -> TokenStream {
+    let (name, version, ident) = (&model.name, model.version, &model.item.ident);
+    let (fingerprints, tracked, source) = match model.fingerprint {
+        Some(fp) => (vec![fp], None, "its `fingerprint = ...`"),
+        None => {
+            let found = lock::lookup(name, version);
+            (found.fingerprints, found.path, "`events.lock`")
+        }
+    };
+    let mut out = TokenStream::new();
+    if let Some(path) = tracked.as_ref().and_then(|p| p.to_str()) {
+        // Makes rustc re-expand this crate when the lock file changes.
+        out.extend(quote!(
+            const _: &[u8] = ::core::include_bytes!(#path);
+        ));
+    }
+    if fingerprints.is_empty() {
+        return out;
+    }
+    let at = paths::private_at(model.krate.as_ref(), ident.span());
+    let message = format!(
+        "the shape of `{name}` version {version} (`{ident}`) no longer matches {source}: events stored as version {version} would not decode into it. Keep this version's shape and add version {} with `upcast_from = {ident}` and a step; if version {version} was never published, remove its lock entry and bless again",
+        version + 1
+    );
+    out.extend(quote_spanned! {ident.span()=>
+        const _: () = if !#at::fingerprint_in(<#ident as #at::Event>::SCHEMA.fingerprint, &[#(#fingerprints),*]) {
+            ::core::panic!(#message)
+        };
+    });
+    out
 }
 
 /// When the attribute is broken, still implement `Event` (with a placeholder name) so that enums
@@ -49,6 +205,7 @@ pub(super) fn fallback(input: &EventInput<'_>) -> TokenStream {
                 version: 1,
                 rust_type: ::core::stringify!(#ident),
                 fields: &[],
+                fingerprint: 0,
             };
         }
     })

@@ -1,6 +1,7 @@
 //! `#[derive(Event)]`: one event struct with a stable wire name and a version.
 
 mod expand;
+mod lock;
 mod parse;
 
 use proc_macro2::TokenStream;

@@ -13,6 +13,12 @@ pub(super) struct EventAttrs {
     pub name: Option<SpannedValue<String>>,
     /// The version of this shape under the name, from 1 (required).
     pub version: Option<SpannedValue<u32>>,
+    /// The previous version of the same event (required from version 2 on).
+    pub upcast_from: Option<syn::Type>,
+    /// The last version of an event this one renames (on version 1 of the new name).
+    pub renamed_from: Option<syn::Type>,
+    /// An inline schema lock: the fingerprint this version's shape must keep.
+    pub fingerprint: Option<SpannedValue<u64>>,
     /// A custom path to `cqrs_runtime`.
     #[darling(rename = "crate")]
     pub krate: Option<syn::Path>,
@@ -23,10 +29,14 @@ pub(super) struct EventInput<'a> {
     pub attrs: darling::Result<EventAttrs>,
 }
 
-/// One field of the described shape.
-pub(super) struct FieldModel {
-    pub name: String,
-    pub ty: String,
+/// Where this version's stored events come from before it.
+pub(super) enum Previous {
+    /// Version 1 of a new name: nothing before it.
+    None,
+    /// `upcast_from = T`: version N-1 of the same name.
+    Upcast(syn::Type),
+    /// `renamed_from = T`: the last version of the old name.
+    Renamed(syn::Type),
 }
 
 /// The validated event.
@@ -35,7 +45,9 @@ pub(super) struct EventModel<'a> {
     pub name: String,
     pub version: u32,
     pub krate: Option<syn::Path>,
-    pub fields: Vec<FieldModel>,
+    pub fields: Vec<crate::shape::FieldShape<'a>>,
+    pub previous: Previous,
+    pub fingerprint: Option<u64>,
 }
 
 impl<'a> EventInput<'a> {
@@ -70,8 +82,13 @@ impl<'a> EventInput<'a> {
                 "an event cannot be generic: its wire name and version must describe one concrete shape",
             ));
         }
+        let previous = match (&attrs, version) {
+            (Some(attrs), Some(version)) => errs.handle(check_previous(attrs, version)),
+            _ => None,
+        };
         errs.finish()?;
-        let (Some(attrs), Some(fields), Some(name), Some(version)) = (attrs, fields, name, version)
+        let (Some(attrs), Some(fields), Some(name), Some(version), Some(previous)) =
+            (attrs, fields, name, version, previous)
         else {
             return Err(darling::Error::custom(
                 "internal: event validation lost an error",
@@ -83,6 +100,8 @@ impl<'a> EventInput<'a> {
             version,
             krate: attrs.krate,
             fields,
+            previous,
+            fingerprint: attrs.fingerprint.map(|f| *f),
         })
     }
 }
@@ -131,22 +150,10 @@ fn check_name_and_version(
 }
 
 /// Invariant: an event is a struct with named fields (or a unit struct), so its JSON is an object.
-fn check_shape(item: &syn::DeriveInput) -> darling::Result<Vec<FieldModel>> {
+fn check_shape(item: &syn::DeriveInput) -> darling::Result<Vec<crate::shape::FieldShape<'_>>> {
     match &item.data {
         syn::Data::Struct(s) => match &s.fields {
-            syn::Fields::Named(named) => Ok(named
-                .named
-                .iter()
-                .map(|f| FieldModel {
-                    name: f
-                        .ident
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    ty: crate::diag::type_to_string(&f.ty),
-                })
-                .collect()),
-            syn::Fields::Unit => Ok(Vec::new()),
+            syn::Fields::Named(_) | syn::Fields::Unit => crate::shape::fields(&s.fields),
             syn::Fields::Unnamed(fields) => Err(error_at(
                 fields,
                 format!(
@@ -163,5 +170,32 @@ fn check_shape(item: &syn::DeriveInput) -> darling::Result<Vec<FieldModel>> {
             &u.union_token,
             "`#[derive(Event)]` goes on a struct with named fields, not a union",
         )),
+    }
+}
+
+/// Invariant: version 1 of a name has no predecessor (unless it renames an older event);
+/// every later version names the version before it with `upcast_from`.
+fn check_previous(attrs: &EventAttrs, version: u32) -> darling::Result<Previous> {
+    match (&attrs.upcast_from, &attrs.renamed_from) {
+        (Some(_), Some(renamed)) => Err(error_at(
+            renamed,
+            "use either `upcast_from` (the previous version of this name) or `renamed_from` (the event this one renames), not both",
+        )),
+        (Some(prev), None) if version == 1 => Err(error_at(
+            prev,
+            "version 1 is the first shape of this name: it has nothing to upcast from; remove `upcast_from` (or use `renamed_from` if this event renames an older one)",
+        )),
+        (Some(prev), None) => Ok(Previous::Upcast(prev.clone())),
+        (None, Some(old)) if version != 1 => Err(error_at(
+            old,
+            "`renamed_from` goes on version 1 of the new name; later versions of it use `upcast_from`",
+        )),
+        (None, Some(old)) => Ok(Previous::Renamed(old.clone())),
+        (None, None) if version > 1 => Err(darling::Error::custom(format!(
+            "version {version} needs `upcast_from = <the version-{} struct>`: stored events of earlier versions are decoded into that struct and stepped up to this one",
+            version - 1
+        ))
+        .with_span(&attrs.version.as_ref().map_or_else(proc_macro2::Span::call_site, |v| v.span()))),
+        (None, None) => Ok(Previous::None),
     }
 }

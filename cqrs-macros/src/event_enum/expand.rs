@@ -1,7 +1,7 @@
 //! Tokens for `#[derive(EventEnum)]`.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 
 use super::parse::{EnumInput, EnumModel};
 use crate::paths;
@@ -12,7 +12,7 @@ pub(super) fn expand(model: &EnumModel<'_>) -> TokenStream {
     let mut inner = event_enum_impl(model, &private);
     inner.extend(member_impls(model, &private));
     inner.extend(apply_all_impl(model, &private));
-    inner.extend(unique_name_checks(model));
+    inner.extend(super::evolution::name_checks(model));
     out.extend(paths::wrap_in_const(inner));
     out
 }
@@ -22,6 +22,7 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream 
     let ident = &model.item.ident;
     let idents: Vec<_> = model.variants.iter().map(|v| v.ident).collect();
     let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
+    let decode_items = super::evolution::decode_items(model, private);
     quote! {
         #[automatically_derived]
         impl #private::EventEnum for #ident {
@@ -51,18 +52,7 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream 
                 })
             }
 
-            fn decode(
-                __name: &str,
-                __version: u32,
-                __payload: &[u8],
-            ) -> #private::Result<Self, #private::DecodeError> {
-                #(
-                    if __name == <#tys as #private::Event>::NAME {
-                        return <#tys as #private::Event>::decode_stored(__version, __payload).map(Self::#idents);
-                    }
-                )*
-                #private::Result::Err(#private::DecodeError::UnknownEventType { name: #private::ToOwned::to_owned(__name) })
-            }
+            #decode_items
 
             fn schema() -> &'static [#private::EventSchema] {
                 const __SCHEMA: &[#private::EventSchema] = &[#(<#tys as #private::Event>::SCHEMA),*];
@@ -142,32 +132,6 @@ fn apply_all_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
     }
 }
 
-/// Invariant: two variants of one enum never share a wire name. Checked at compile time on the
-/// `Event::NAME` constants, with the error on the later variant.
-fn unique_name_checks(model: &EnumModel<'_>) -> TokenStream {
-    let enum_name = &model.item.ident;
-    let mut out = TokenStream::new();
-    for (i, v) in model.variants.iter().enumerate().skip(1) {
-        let ty = v.ty;
-        let earlier = model.variants[..i].iter().map(|w| w.ty);
-        let message = format!(
-            "`{enum_name}::{}` has the same wire name as an earlier variant of `{enum_name}`: give `{}` its own `#[event(name = \"...\")]`, or remove one of the variants",
-            v.ident,
-            crate::diag::type_to_string(ty)
-        );
-        let at = paths::private_at(model.krate.as_ref(), v.ident.span());
-        out.extend(quote_spanned! {v.ident.span()=>
-            const _: () = if #at::name_taken(
-                <#ty as #at::Event>::NAME,
-                &[#(<#earlier as #at::Event>::NAME),*],
-            ) {
-                ::core::panic!(#message)
-            };
-        });
-    }
-    out
-}
-
 /// `AccountEvent::OPENED` etc.: the wire name of each variant as an inherent constant.
 fn name_constants(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
     let ident = &model.item.ident;
@@ -205,7 +169,7 @@ pub(super) fn fallback(input: &EnumInput<'_>) -> TokenStream {
             fn event_name(&self) -> &'static str { ::core::unimplemented!() }
             fn event_version(&self) -> u32 { ::core::unimplemented!() }
             fn encode(&self) -> #private::Result<#private::EncodedEvent, #private::JsonError> { ::core::unimplemented!() }
-            fn decode(__name: &str, _: u32, _: &[u8]) -> #private::Result<Self, #private::DecodeError> {
+            fn decode(__name: &str, _: u32, _: &[u8]) -> #private::Result<#private::Decoded<Self>, #private::DecodeError> {
                 #private::Result::Err(#private::DecodeError::UnknownEventType { name: #private::ToOwned::to_owned(__name) })
             }
             fn schema() -> &'static [#private::EventSchema] { &[] }

@@ -1,5 +1,6 @@
 //! `#[derive(EventEnum)]`: the closed set of events of one stream.
 
+mod evolution;
 mod expand;
 mod parse;
 

@@ -8,9 +8,38 @@ use crate::diag::{error_at, errors, type_to_string};
 #[derive(Clone, Default, FromAttributes)]
 #[darling(attributes(event_enum))]
 pub(super) struct EnumAttrs {
+    /// Event structs that are no longer variants: each stored one splits into current events.
+    #[darling(default)]
+    pub split: darling::util::PathList,
+    /// Wire names of removed event types: their stored events decode to nothing.
+    #[darling(default)]
+    pub retired: Retired,
     /// A custom path to `cqrs_runtime`.
     #[darling(rename = "crate")]
     pub krate: Option<syn::Path>,
+}
+
+/// `retired("name", ...)`: string literals.
+#[derive(Clone, Default)]
+pub(super) struct Retired(pub Vec<syn::LitStr>);
+
+impl darling::FromMeta for Retired {
+    fn from_list(items: &[darling::ast::NestedMeta]) -> darling::Result<Self> {
+        let mut errs = errors();
+        let mut names = Vec::new();
+        for item in items {
+            match item {
+                darling::ast::NestedMeta::Lit(syn::Lit::Str(name)) if !name.value().trim().is_empty() => {
+                    names.push(name.clone())
+                }
+                other => errs.push(error_at(
+                    other,
+                    "`retired(...)` lists the wire names of removed events as strings: `retired(\"account_frozen\")`",
+                )),
+            }
+        }
+        errs.finish_with(Retired(names))
+    }
 }
 
 pub(super) struct EnumInput<'a> {
@@ -28,6 +57,8 @@ pub(super) struct VariantModel<'a> {
 pub(super) struct EnumModel<'a> {
     pub item: &'a syn::DeriveInput,
     pub krate: Option<syn::Path>,
+    pub split: Vec<syn::Path>,
+    pub retired: Vec<syn::LitStr>,
     pub variants: Vec<VariantModel<'a>>,
 }
 
@@ -59,6 +90,8 @@ impl<'a> EnumInput<'a> {
             (Some(attrs), Some(variants)) => Ok(EnumModel {
                 item: self.item,
                 krate: attrs.krate,
+                split: attrs.split.to_vec(),
+                retired: attrs.retired.0,
                 variants,
             }),
             _ => Err(darling::Error::custom(

@@ -5,7 +5,7 @@ use std::fmt;
 
 use cqrs_runtime::aggregate::{Aggregate, Apply, Command, CreationPolicy};
 use cqrs_runtime::event::{
-    DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
+    DecodeError, Decoded, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
 use cqrs_runtime::repository::Repository;
 use cqrs_runtime::store::InMemoryEventStore;
@@ -37,6 +37,7 @@ macro_rules! event {
                 version: $version,
                 rust_type: stringify!($ty),
                 fields: &[$(FieldSchema { name: $field, ty: $fty }),*],
+                fingerprint: 0,
             };
         }
     };
@@ -71,9 +72,10 @@ impl Event for MoneyDeposited {
             name: "amount",
             ty: "u64",
         }],
+        fingerprint: 0,
     };
 
-    fn decode_stored(version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
+    fn decode_stored(_name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
         let corrupt = |source| DecodeError::CorruptPayload {
             name: Self::NAME.to_owned(),
             version,
@@ -160,16 +162,16 @@ impl EventEnum for AccountEvent {
         }
     }
 
-    fn decode(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
+    fn decode(name: &str, version: u32, payload: &[u8]) -> Result<Decoded<Self>, DecodeError> {
         match name {
-            AccountOpened::NAME => AccountOpened::decode_stored(version, payload).map(Self::Opened),
-            MoneyDeposited::NAME => {
-                MoneyDeposited::decode_stored(version, payload).map(Self::Deposited)
-            }
-            MoneyWithdrawn::NAME => {
-                MoneyWithdrawn::decode_stored(version, payload).map(Self::Withdrawn)
-            }
-            AccountClosed::NAME => AccountClosed::decode_stored(version, payload).map(Self::Closed),
+            AccountOpened::NAME => AccountOpened::decode_stored(name, version, payload)
+                .map(|e| Decoded::One(Self::Opened(e))),
+            MoneyDeposited::NAME => MoneyDeposited::decode_stored(name, version, payload)
+                .map(|e| Decoded::One(Self::Deposited(e))),
+            MoneyWithdrawn::NAME => MoneyWithdrawn::decode_stored(name, version, payload)
+                .map(|e| Decoded::One(Self::Withdrawn(e))),
+            AccountClosed::NAME => AccountClosed::decode_stored(name, version, payload)
+                .map(|e| Decoded::One(Self::Closed(e))),
             other => Err(DecodeError::UnknownEventType {
                 name: other.to_owned(),
             }),

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cqrs_runtime::aggregate::{Aggregate, Command, CreationPolicy};
 use cqrs_runtime::event::{
-    DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
+    DecodeError, Decoded, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,9 +38,11 @@ impl EventEnum for SneakyEvent {
         let Self::Poked(e) = self;
         encode(e)
     }
-    fn decode(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
+    fn decode(name: &str, version: u32, payload: &[u8]) -> Result<Decoded<Self>, DecodeError> {
         match name {
-            Poked::NAME => Poked::decode_stored(version, payload).map(Self::Poked),
+            Poked::NAME => {
+                Poked::decode_stored(name, version, payload).map(|e| Decoded::One(Self::Poked(e)))
+            }
             other => Err(DecodeError::UnknownEventType {
                 name: other.to_owned(),
             }),
