@@ -77,8 +77,6 @@ where
     T::try_from(previous).map_err(|source| DecodeError::UpcastFailed {
         name: name.to_owned(),
         version,
-        to: T::SCHEMA.rust_type,
-        to_version: T::VERSION,
         source: Box::new(source),
     })
 }
