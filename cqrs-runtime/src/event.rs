@@ -258,19 +258,13 @@ pub enum DecodeError {
         known: u32,
     },
     /// A fallible step of the upcaster chain refused the stored event.
-    #[error(
-        "cannot upcast event `{name}` version {version} to {to} (version {to_version}): {source}"
-    )]
+    #[error("cannot upcast event `{name}` version {version}: {source}")]
     UpcastFailed {
         /// The stored wire name.
         name: String,
         /// The stored version.
         version: u32,
-        /// The Rust type the failing step converts into.
-        to: &'static str,
-        /// The version the failing step converts into.
-        to_version: u32,
-        /// The step's error.
+        /// The failing step's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
