@@ -184,3 +184,112 @@ impl NameSet {
         self.names[..self.len].iter().copied()
     }
 }
+
+/// The schema lock file: one line per published event version, `name version 0xfingerprint`
+/// followed by a readable description. `#[derive(Event)]` reads the crate's `events.lock` at
+/// compile time and fails the build when a locked version's shape changed; these functions
+/// record new versions ("bless") and check that every version an enum decodes is recorded.
+pub mod lock {
+    use std::fmt::Write as _;
+    use std::path::Path;
+
+    use crate::event::{EventEnum, EventSchema};
+
+    /// The environment variable that makes [`assert_locked`] record instead of check.
+    pub const BLESS_VAR: &str = "CQRS_BLESS";
+
+    /// One lock line.
+    fn line(schema: &EventSchema) -> String {
+        let mut out = format!(
+            "{} {} {:#018x} {} {{",
+            schema.name, schema.version, schema.fingerprint, schema.rust_type
+        );
+        for (i, field) in schema.fields.iter().enumerate() {
+            let _ = write!(
+                out,
+                "{}{}: {}",
+                if i == 0 { " " } else { ", " },
+                field.name,
+                field.ty
+            );
+        }
+        out.push_str(if schema.fields.is_empty() { "}" } else { " }" });
+        out
+    }
+
+    fn key(line: &str) -> Option<(String, u32, u64)> {
+        let mut words = line.split_whitespace();
+        let name = words.next()?.to_owned();
+        let version = words.next()?.parse().ok()?;
+        let fp = u64::from_str_radix(words.next()?.strip_prefix("0x")?, 16).ok()?;
+        Some((name, version, fp))
+    }
+
+    /// The event versions `E` decodes that `lock_text` does not record, as lock lines.
+    pub fn missing<E: EventEnum>(lock_text: &str) -> Vec<String> {
+        let recorded: Vec<_> = lock_text.lines().filter_map(key).collect();
+        E::history()
+            .iter()
+            .filter(|s| !recorded.contains(&(s.name.to_owned(), s.version, s.fingerprint)))
+            .map(line)
+            .collect()
+    }
+
+    /// `lock_text` with every version of `E` recorded: a line with the same name, version and
+    /// Rust type is replaced, others are added; lines are kept sorted by name and version.
+    pub fn blessed<E: EventEnum>(lock_text: &str) -> String {
+        let mut lines: Vec<String> = lock_text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        for schema in E::history() {
+            let new = line(&schema);
+            let same_type = |l: &String| {
+                key(l).is_some_and(|(n, v, _)| n == schema.name && v == schema.version)
+                    && l.split_whitespace().nth(3) == Some(schema.rust_type)
+            };
+            lines.retain(|l| !same_type(l));
+            lines.push(new);
+        }
+        lines.sort_by_key(|l| key(l).map(|(n, v, _)| (n, v)));
+        lines.dedup();
+        let mut out = String::from(
+            "# Schema lock: one line per published event version (name, version, shape fingerprint).\n\
+             # A locked version whose shape changes fails to compile. Record new versions with\n\
+             # `CQRS_BLESS=1 cargo test` and commit this file.\n",
+        );
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Test helper: checks that the lock at `path` records every event version `E` decodes,
+    /// or, with `CQRS_BLESS=1`, records them.
+    ///
+    /// # Panics
+    /// When a version is missing (and not blessing), or the file cannot be read or written.
+    #[track_caller]
+    pub fn assert_locked<E: EventEnum>(path: impl AsRef<Path>) {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if std::env::var_os(BLESS_VAR).is_some() {
+            let blessed = blessed::<E>(&text);
+            if blessed != text
+                && let Err(e) = std::fs::write(path, blessed)
+            {
+                panic!("cannot write the schema lock {}: {e}", path.display());
+            }
+            return;
+        }
+        let missing = missing::<E>(&text);
+        assert!(
+            missing.is_empty(),
+            "the schema lock {} does not record these event versions:\n  {}\nRecord them with `{BLESS_VAR}=1 cargo test` and commit the file.",
+            path.display(),
+            missing.join("\n  ")
+        );
+    }
+}

@@ -176,8 +176,7 @@ fn lock_check(model: &EventModel<'_>) -> TokenStream {
     }
     let at = paths::private_at(model.krate.as_ref(), ident.span());
     let message = format!(
-        "the shape of `{name}` version {version} (`{ident}`) no longer matches {source}: events stored as version {version} would not decode into it. Keep this version's shape and add version {} with `upcast_from = {ident}` and a step; if version {version} was never published, remove its lock entry and bless again",
-        version + 1
+        "the shape of `{name}` version {version} (`{ident}`) no longer matches {source}: events stored as version {version} would not decode into it. A published version is frozen: restore its shape, and put the change in a new version (`upcast_from = {ident}` plus a step); if version {version} was never published, remove its lock entry and bless again"
     );
     out.extend(quote_spanned! {ident.span()=>
         const _: () = if !#at::fingerprint_in(<#ident as #at::Event>::SCHEMA.fingerprint, &[#(#fingerprints),*]) {

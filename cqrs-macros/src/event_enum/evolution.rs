@@ -103,10 +103,11 @@ pub(super) fn name_checks(model: &EnumModel<'_>) -> TokenStream {
         );
         out.extend(quote_spanned! {*span=>
             const _: () = {
-                let __names = #at::NameSet::EMPTY #(.union(<#earlier as #at::Event>::NAMES))*;
-                if __names.contains(<#ty as #at::Event>::NAME) {
+                let __current = #at::NameSet::EMPTY #(.with(<#earlier as #at::Event>::NAME))*;
+                let __all = #at::NameSet::EMPTY #(.union(<#earlier as #at::Event>::NAMES))*;
+                if __current.contains(<#ty as #at::Event>::NAME) {
                     ::core::panic!(#duplicate)
-                } else if __names.intersects(&<#ty as #at::Event>::NAMES) {
+                } else if __all.intersects(&<#ty as #at::Event>::NAMES) {
                     ::core::panic!(#reserved)
                 }
             };

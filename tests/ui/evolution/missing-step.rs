@@ -1,0 +1,12 @@
+use cqrs_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "deposited", version = 1)]
+pub struct DepositedV1 { pub amount: u32 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "deposited", version = 2, upcast_from = DepositedV1)]
+pub struct Deposited { pub amount: u32 }
+
+fn main() {}
