@@ -4,7 +4,7 @@
 //! with the same shape, and an unknown newer version.
 
 #[allow(dead_code)] // the shared domain is used only in part here
-#[path = "evolution/domain.rs"]
+#[path = "../examples/schema_evolution/domain.rs"]
 mod domain;
 
 use cqrs_runtime::event::{DecodeError, Decoded, describe};
@@ -15,8 +15,7 @@ use domain::*;
 
 /// Appends the golden stream `file` to a fresh store as stream `customer/{id}`.
 async fn load_golden(id: &str, file: &str) -> InMemoryEventStore {
-    let text =
-        std::fs::read_to_string(format!("tests/evolution/golden/{file}")).expect("golden file");
+    let text = std::fs::read_to_string(file).expect("golden file");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("golden json");
     let store = InMemoryEventStore::new();
     let events = rows
@@ -37,7 +36,7 @@ async fn load_golden(id: &str, file: &str) -> InMemoryEventStore {
 
 #[tokio::test]
 async fn the_aggregate_replays_a_stream_of_every_version() {
-    let store = load_golden("c-1", "customer-c1.json").await;
+    let store = load_golden("c-1", "examples/schema_evolution/last_year.json").await;
     let customers = Repository::<Customer, _>::new(store);
     let loaded = customers.load(&"c-1".to_owned()).await.expect("replay");
     assert_eq!(loaded.version, 14);
@@ -62,7 +61,7 @@ async fn the_aggregate_replays_a_stream_of_every_version() {
 /// A read model over the mixed stream: what a projection sees, event by event.
 #[tokio::test]
 async fn a_read_model_sees_current_events_with_the_stored_positions() {
-    let store = load_golden("c-1", "customer-c1.json").await;
+    let store = load_golden("c-1", "examples/schema_evolution/last_year.json").await;
     let stored = store.read_all(0, 100).await.expect("read");
     let mut seen: Vec<(u64, u64, &'static str)> = Vec::new();
     for row in &stored {
@@ -210,7 +209,7 @@ fn an_unknown_newer_version_is_a_typed_error() {
 
 #[tokio::test]
 async fn replay_errors_name_the_stream_version_and_position() {
-    let store = load_golden("c-2", "customer-c1.json").await;
+    let store = load_golden("c-2", "examples/schema_evolution/last_year.json").await;
     let newer = NewEvent::new(
         "order_placed",
         3,

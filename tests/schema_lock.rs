@@ -6,7 +6,7 @@
 #[path = "../examples/bank_account/domain.rs"]
 mod bank;
 #[allow(dead_code)] // the shared domain is used only in part here
-#[path = "evolution/domain.rs"]
+#[path = "../examples/schema_evolution/domain.rs"]
 mod evolution;
 
 use cqrs_runtime::schema::lock::assert_locked;

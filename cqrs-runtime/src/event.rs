@@ -134,6 +134,16 @@ impl<E> Decoded<E> {
         }
     }
 
+    /// Calls `f` on each event, in order (cheaper than iterating in hot loops such as replay).
+    #[inline]
+    pub fn for_each(self, mut f: impl FnMut(E)) {
+        match self {
+            Decoded::One(e) => f(e),
+            Decoded::Many(es) => es.into_iter().for_each(f),
+            Decoded::Skipped => {}
+        }
+    }
+
     /// The single event, if this is exactly one.
     pub fn one(self) -> Option<E> {
         match self {

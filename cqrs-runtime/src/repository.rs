@@ -198,9 +198,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let mut version = 0;
             for event in &stored {
                 // A split event applies several events; a retired one applies none.
-                for decoded in decode_stored::<A>(event)? {
-                    apply_events(&mut state, [&decoded]);
-                }
+                decode_stored::<A>(event)?.for_each(|e| apply_events(&mut state, [&e]));
                 version = event.stream_version;
             }
             tracing::debug!(version, "loaded");
