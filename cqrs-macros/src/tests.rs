@@ -145,3 +145,56 @@ fn event_enum_reports_every_bad_variant() {
     );
     assert_eq!(errors.len(), 3, "{errors:#?}");
 }
+
+#[test]
+fn event_history_rules_are_checked_before_expansion() {
+    let cases = [
+        (
+            quote!(
+                #[event(name = "x", version = 2)]
+                struct X {}
+            ),
+            "needs `upcast_from",
+        ),
+        (
+            quote!(
+                #[event(name = "x", version = 1, upcast_from = W)]
+                struct X {}
+            ),
+            "nothing to upcast from",
+        ),
+        (
+            quote!(
+                #[event(name = "x", version = 2, renamed_from = W)]
+                struct X {}
+            ),
+            "goes on version 1",
+        ),
+        (
+            quote!(
+                #[event(name = "x", version = 2, upcast_from = W, renamed_from = V)]
+                struct X {}
+            ),
+            "use either",
+        ),
+    ];
+    for (input, expected) in cases {
+        let errors = derive_errors(crate::event::expand, input.clone());
+        assert_eq!(errors.len(), 1, "{input}: {errors:#?}");
+        assert!(errors[0].contains(expected), "{input}: {errors:#?}");
+    }
+}
+
+#[test]
+fn shape_opaque_tags_must_not_be_empty() {
+    let errors = derive_errors(
+        crate::shape_derive::expand,
+        quote!(
+            struct M {
+                #[shape(opaque = " ")]
+                d: Decimal,
+            }
+        ),
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}

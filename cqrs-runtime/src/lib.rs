@@ -93,11 +93,120 @@
 //!
 //! // Wire names and the schema, for tools and review diffs.
 //! assert_eq!(CounterEvent::ADDED, "counter_added");
-//! assert_eq!(
-//!     cqrs_runtime::event::describe::<CounterEvent>(),
-//!     "counter_started v1 (Started) {}\ncounter_added v1 (Added) { by: u32, total: u32 }\n"
-//! );
+//! let schema = cqrs_runtime::event::describe::<CounterEvent>();
+//! assert!(schema.contains("counter_added v1 0x")); // name, version, shape fingerprint
+//! assert!(schema.contains("(Added) { by: u32, total: u32 }"));
 //! ```
+//!
+//! # Evolving events
+//!
+//! Every stored version stays a struct of its own; the enum holds the current versions, and
+//! decoding goes from the stored bytes straight into the stored version's struct, then up a
+//! chain of ordinary, typed steps (`From`, or `TryFrom` with a typed error).
+//!
+//! ```
+//! use cqrs_runtime::prelude::*;
+//! use cqrs_runtime::event::{Decoded, DecodeError, Split};
+//! use serde::{Deserialize, Serialize};
+//!
+//! // Version 1, frozen: events stored last year have this shape.
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! #[event(name = "money_deposited", version = 1)]
+//! pub struct MoneyDepositedV1 { pub amt: i64 }
+//!
+//! // Version 2 names its predecessor; the compiler checks the chain (1, 2, ..., N, no gaps,
+//! // one struct per version, same wire name) and that a step exists.
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! #[event(name = "money_deposited", version = 2, upcast_from = MoneyDepositedV1)]
+//! pub struct MoneyDeposited { pub amount: i64, pub currency: String }
+//!
+//! impl From<MoneyDepositedV1> for MoneyDeposited {
+//!     fn from(v1: MoneyDepositedV1) -> Self {
+//!         MoneyDeposited { amount: v1.amt, currency: "EUR".into() }
+//!     }
+//! }
+//!
+//! // A rename: a new wire name whose version 1 steps from the old event; the old name stays
+//! // reserved in the enum.
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! #[event(name = "owner_note_added", version = 1)]
+//! pub struct NoteAddedV1 { pub text: String }
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! #[event(name = "comment_added", version = 1, renamed_from = NoteAddedV1)]
+//! pub struct CommentAdded { pub text: String }
+//!
+//! impl From<NoteAddedV1> for CommentAdded {
+//!     fn from(v1: NoteAddedV1) -> Self { CommentAdded { text: v1.text } }
+//! }
+//!
+//! // A split: one old event becomes several current ones.
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! #[event(name = "transfer_booked", version = 1)]
+//! pub struct TransferBookedV1 { pub amount: i64 }
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! #[event(name = "money_withdrawn", version = 1)]
+//! pub struct MoneyWithdrawn { pub amount: i64 }
+//!
+//! impl Split<AccountEvent> for TransferBookedV1 {
+//!     fn split(self) -> Vec<AccountEvent> {
+//!         vec![
+//!             MoneyWithdrawn { amount: self.amount }.into(),
+//!             MoneyDeposited { amount: self.amount, currency: "EUR".into() }.into(),
+//!         ]
+//!     }
+//! }
+//!
+//! #[derive(Debug, Clone, PartialEq, EventEnum)]
+//! #[event_enum(split(TransferBookedV1), retired("account_frozen"))]
+//! pub enum AccountEvent {
+//!     Deposited(MoneyDeposited),
+//!     Withdrawn(MoneyWithdrawn),
+//!     Commented(CommentAdded),
+//! }
+//!
+//! let v1 = AccountEvent::decode("money_deposited", 1, br#"{"amt":5}"#).unwrap();
+//! assert_eq!(v1, Decoded::One(MoneyDeposited { amount: 5, currency: "EUR".into() }.into()));
+//!
+//! let renamed = AccountEvent::decode("owner_note_added", 1, br#"{"text":"hi"}"#).unwrap();
+//! assert_eq!(renamed, Decoded::One(CommentAdded { text: "hi".into() }.into()));
+//!
+//! let split = AccountEvent::decode("transfer_booked", 1, br#"{"amount":3}"#).unwrap();
+//! assert_eq!(split.into_iter().count(), 2);
+//!
+//! // A retired type decodes to nothing and never reaches aggregates or projections.
+//! assert_eq!(AccountEvent::decode("account_frozen", 4, b"{}").unwrap(), Decoded::Skipped);
+//!
+//! // An event newer than this binary is a typed error, never a panic or a silent drop.
+//! let newer = AccountEvent::decode("money_deposited", 3, b"{}").unwrap_err();
+//! assert!(matches!(newer, DecodeError::UnknownVersion { version: 3, known: 2, .. }));
+//! ```
+//!
+//! ## The schema lock
+//!
+//! Each event version's serialized shape (field names and types, `#[serde(...)]` renames and
+//! defaults, and the shapes of nested types, which `#[derive(Shape)]` describes) has a
+//! fingerprint. `events.lock`, next to the crate's `Cargo.toml`, records the fingerprint of
+//! every published version; `#[derive(Event)]` reads it at compile time, and a locked version
+//! whose shape changed **does not compile**, naming the event and telling you to add a
+//! version and a step. Old versions are frozen the same way. An event can also carry its lock
+//! inline: `#[event(name = "...", version = 1, fingerprint = 0x...)]`.
+//!
+//! The one bless workflow: a test calls
+//! [`schema::lock::assert_locked::<YourEvents>("events.lock")`](schema::lock::assert_locked),
+//! which fails while a version is not recorded; `CQRS_BLESS=1 cargo test` records it; commit
+//! `events.lock`. [`event::describe`] prints every stored shape an enum decodes, for review.
+//!
+//! ## Steps that need stream context
+//!
+//! A step sees one stored event, never the events before it. This is deliberate: every reader
+//! (aggregate replay, projections reading the global log in commit order, tooling) then gets
+//! the same answer from the same bytes, and decoding stays a pure, cacheable function. A value
+//! that depends on history, such as a `balance_after` missing from old deposits, belongs to
+//! the readers that have the history: make the field an `Option` in the new version (the step
+//! fills `None`) and let `#[apply]` or the projection compute it from its own state, or run a
+//! one-off migration that copies the stream with the value filled in.
 //!
 //! # Handlers
 //!
