@@ -8,7 +8,7 @@ use std::hint::black_box;
 use chrono::Utc;
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::store::StoredEvent;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -187,4 +187,20 @@ criterion_group! {
     config = Criterion::default().sample_size(20);
     targets = rehydrate
 }
-criterion_main!(benches);
+/// `CQRS_COUNT=generated|hand_written|setup` runs that path once over 100,000 events and exits, for
+/// instruction counts that do not depend on the machine's noise:
+/// `CQRS_COUNT=generated valgrind --tool=callgrind target/release/deps/rehydrate-* --bench`.
+fn main() {
+    if let Ok(which) = std::env::var("CQRS_COUNT") {
+        let events = stream(100_000);
+        let state = match which.as_str() {
+            "generated" => generated(&events),
+            "hand_written" => hand_written(&events),
+            _ => Account::default(), // "setup": building the stream only, to subtract
+        };
+        println!("{which}: balance {}", state.balance);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
