@@ -142,6 +142,16 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStr
         .services
         .as_ref()
         .map_or_else(|| quote!(()), |s| quote!(#s));
+    let associated = associated_items(
+        stream_type,
+        [
+            &quote!(#id),
+            &quote!(#events),
+            &quote!(#enum_name),
+            &quote!(#error),
+            &services,
+        ],
+    );
     // The exhaustiveness check (every variant has an `#[apply]`) lands on `events = ...`.
     let at = paths::private_at(krate, events.span());
     let apply_body = quote_spanned!(events.span()=> #at::ApplyAll::<Self>::apply_to(__event, self));
@@ -182,12 +192,7 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStr
     quote! {
         #[automatically_derived]
         impl #private::Aggregate for #self_ty {
-            const TYPE: &'static str = #stream_type;
-            type Id = #id;
-            type Event = #events;
-            type Command = #enum_name;
-            type Error = #error;
-            type Services = #services;
+            #associated
 
             #[inline]
             fn apply(&mut self, __event: &#events) {
@@ -211,6 +216,21 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStr
                 #policy_body
             }
         }
+    }
+}
+
+/// The associated items shared by the real and the fallback `impl Aggregate`.
+fn associated_items(
+    stream_type: &str,
+    [id, events, command, error, services]: [&TokenStream; 5],
+) -> TokenStream {
+    quote! {
+        const TYPE: &'static str = #stream_type;
+        type Id = #id;
+        type Event = #events;
+        type Command = #command;
+        type Error = #error;
+        type Services = #services;
     }
 }
 
@@ -263,6 +283,10 @@ pub(super) fn fallback(input: &AggregateInput<'_>) -> TokenStream {
         .services
         .as_ref()
         .map_or_else(|| quote!(()), |s| quote!(#s));
+    let associated = associated_items(
+        &stream_type,
+        [&id, &events, &quote!(#enum_name), &error, &services],
+    );
     out.extend(quote! {
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
         pub enum #enum_name {}
@@ -278,12 +302,7 @@ pub(super) fn fallback(input: &AggregateInput<'_>) -> TokenStream {
             fn apply_event(&mut self, _: &__E) {}
         }
         impl #private::Aggregate for #self_ty {
-            const TYPE: &'static str = #stream_type;
-            type Id = #id;
-            type Event = #events;
-            type Command = #enum_name;
-            type Error = #error;
-            type Services = #services;
+            #associated
             fn apply(&mut self, _: &#events) {}
             fn handle(&self, __command: #enum_name, _: &#services)
                 -> impl #private::Future<Output = #private::Result<#private::Vec<#events>, #error>> + ::core::marker::Send

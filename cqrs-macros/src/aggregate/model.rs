@@ -249,14 +249,7 @@ fn check_command<'a>(
         Some((r, _)) => errs.push(error_at(r, "a `#[command]` handler takes `&self`")),
         None => errs.push(error_at(&sig.ident, "a `#[command]` handler takes `&self` and the command: `fn name(&self, cmd: YourCommand)`")),
     }
-    let args: Vec<&syn::PatType> = sig
-        .inputs
-        .iter()
-        .filter_map(|a| match a {
-            syn::FnArg::Typed(t) => Some(t),
-            syn::FnArg::Receiver(_) => None,
-        })
-        .collect();
+    let args = typed_args(sig);
     let command_ty = match args.first() {
         Some(arg) => match &*arg.ty {
             syn::Type::Reference(r) => {
@@ -336,14 +329,7 @@ fn check_apply<'a>(marked: &MarkedMethod<'a>) -> darling::Result<ApplyHandler<'a
         Some((r, _)) => errs.push(error_at(r, "an `#[apply]` handler evolves the state: take `&mut self`")),
         None => errs.push(error_at(&sig.ident, "an `#[apply]` handler takes `&mut self` and the event: `fn name(&mut self, event: &YourEvent)`")),
     }
-    let args: Vec<&syn::PatType> = sig
-        .inputs
-        .iter()
-        .filter_map(|a| match a {
-            syn::FnArg::Typed(t) => Some(t),
-            syn::FnArg::Receiver(_) => None,
-        })
-        .collect();
+    let args = typed_args(sig);
     let event_ty = match args.first().map(|a| &*a.ty) {
         Some(syn::Type::Reference(r)) if r.mutability.is_none() => Some(&*r.elem),
         Some(other) => {
@@ -379,6 +365,17 @@ fn check_apply<'a>(marked: &MarkedMethod<'a>) -> darling::Result<ApplyHandler<'a
             "internal: apply handler validation lost an error",
         )),
     }
+}
+
+/// The arguments after the receiver.
+fn typed_args(sig: &syn::Signature) -> Vec<&syn::PatType> {
+    sig.inputs
+        .iter()
+        .filter_map(|a| match a {
+            syn::FnArg::Typed(t) => Some(t),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .collect()
 }
 
 /// Invariant: handlers are plain methods (no generics, no `unsafe`, no variadics).
