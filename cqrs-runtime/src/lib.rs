@@ -267,6 +267,7 @@ pub mod aggregate;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod projection;
 pub mod repository;
 pub mod schema;
 pub mod store;
@@ -276,6 +277,7 @@ pub mod testkit;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use cqrs_macros::projection;
 pub use cqrs_macros::{Command, Event, EventEnum, aggregate};
 
 pub use envelope::{CommandMetadata, Envelope, Metadata};
@@ -294,4 +296,9 @@ pub mod prelude {
     pub use crate::store::{EventStore, ExpectedVersion, InMemoryEventStore};
     pub use crate::testkit::TestFramework;
     pub use cqrs_macros::{Command, Event, EventEnum, aggregate};
+    // Projections and queries.
+    pub use crate::projection::{
+        Answers, ErrorPolicy, EventMeta, InMemoryReadModel, Projection, ProjectionRunner,
+    };
+    pub use cqrs_macros::projection;
 }
