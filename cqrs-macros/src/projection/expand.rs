@@ -246,6 +246,7 @@ pub(super) fn fallback(input: &ProjectionInput<'_>) -> TokenStream {
         |n| n.as_str().to_owned(),
     );
     let tx = transaction(args.transaction.as_ref());
+    let mut seen = Vec::new();
     let queries = input.methods.iter().filter_map(|m| {
         let syn::ReturnType::Type(_, output) = &m.method.sig.output else {
             return None;
@@ -254,7 +255,12 @@ pub(super) fn fallback(input: &ProjectionInput<'_>) -> TokenStream {
             syn::FnArg::Typed(t) if !matches!(&*t.ty, syn::Type::Reference(_)) => Some(&t.ty),
             _ => None,
         })?;
-        matches!(m.role, super::parse::Role::Query(_)).then(|| {
+        let key = crate::diag::type_to_string(query);
+        if !matches!(m.role, super::parse::Role::Query(_)) || seen.contains(&key) {
+            return None;
+        }
+        seen.push(key);
+        Some({
             quote! {
                 impl #private::Answers<#query> for #path {
                     type Output = #output;
