@@ -98,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     for (order, customer, lines) in placed {
         let committed = orders
-            .execute(PlaceOrder {
+            .execute(Checkout {
                 order: order.into(),
                 customer: customer.into(),
                 lines,

@@ -352,10 +352,10 @@ impl Portfolios {
 
     #[on]
     fn closed(&mut self, _: &AccountClosed, meta: &EventMeta) {
-        if let Some(owner) = self.owner_of.get(meta.stream_id) {
-            if let Some(accounts) = self.open.get_mut(owner) {
-                accounts.remove(meta.stream_id);
-            }
+        if let Some(owner) = self.owner_of.get(meta.stream_id)
+            && let Some(accounts) = self.open.get_mut(owner)
+        {
+            accounts.remove(meta.stream_id);
         }
     }
 

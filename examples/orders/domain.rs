@@ -133,7 +133,7 @@ pub struct Line {
 
 #[derive(Debug, Clone, Command)]
 #[command(aggregate = Order)]
-pub struct PlaceOrder {
+pub struct Checkout {
     #[id]
     pub order: String,
     pub customer: String,
@@ -213,7 +213,7 @@ pub struct Order {
 #[aggregate(name = "order", id = String, events = OrderEvent, error = ShopError)]
 impl Order {
     #[command(create)]
-    fn place(&self, cmd: PlaceOrder) -> Result<OrderPlaced, ShopError> {
+    fn place(&self, cmd: Checkout) -> Result<OrderPlaced, ShopError> {
         if cmd.lines.is_empty() {
             return Err(ShopError::EmptyOrder);
         }
