@@ -8,6 +8,9 @@ mod bank;
 #[allow(dead_code)] // the shared domain is used only in part here
 #[path = "../examples/schema_evolution/domain.rs"]
 mod evolution;
+#[allow(dead_code)] // the shared domain is used only in part here
+#[path = "../examples/orders/domain.rs"]
+mod orders;
 
 use cqrs_runtime::schema::lock::assert_locked;
 
@@ -15,4 +18,7 @@ use cqrs_runtime::schema::lock::assert_locked;
 fn every_event_version_is_locked() {
     assert_locked::<bank::AccountEvent>("events.lock");
     assert_locked::<evolution::CustomerEvent>("events.lock");
+    assert_locked::<orders::CustomerEvent>("events.lock");
+    assert_locked::<orders::ProductEvent>("events.lock");
+    assert_locked::<orders::OrderEvent>("events.lock");
 }

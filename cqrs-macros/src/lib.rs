@@ -12,6 +12,7 @@ mod diag;
 mod event;
 mod event_enum;
 mod paths;
+mod projection;
 mod shape;
 mod shape_derive;
 #[cfg(test)]
@@ -52,4 +53,11 @@ pub fn derive_event_enum(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     aggregate::expand(args.into(), input.into()).into()
+}
+
+/// Implements `cqrs_runtime::projection::Projection` from an `impl` block. Documented on the
+/// re-export in `cqrs_runtime`.
+#[proc_macro_attribute]
+pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
+    projection::expand(args.into(), input.into()).into()
 }

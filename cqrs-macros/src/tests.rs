@@ -198,3 +198,95 @@ fn shape_opaque_tags_must_not_be_empty() {
     );
     assert_eq!(errors.len(), 1, "{errors:#?}");
 }
+
+fn projection_errors(args: TokenStream, item: TokenStream) -> Vec<String> {
+    let item: syn::Item = syn::parse2(item).expect("test input parses");
+    crate::projection::validation_errors(args, &item)
+}
+
+#[test]
+fn a_valid_projection_has_no_errors() {
+    let errors = projection_errors(
+        quote!(
+            name = "book",
+            events = [OrderEvent, CustomerEvent],
+            version = 2,
+            ignore(Closed),
+            transaction = Tx
+        ),
+        quote! {
+            impl Book {
+                #[on]
+                fn opened(&mut self, e: &Opened) {}
+                #[on]
+                fn placed(&mut self, e: &Placed, meta: &EventMeta) {}
+                #[on]
+                fn shipped(&mut self, e: &Shipped, meta: &EventMeta, tx: &mut Tx) {}
+                #[query]
+                fn count(&self, q: Count) -> usize { 0 }
+                fn helper(&self) {}
+            }
+        },
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn every_projection_mistake_is_reported_at_once() {
+    let errors = projection_errors(
+        quote!(name = "book", events = Ev, ignore(Opened, Closed, Closed)),
+        quote! {
+            impl Book {
+                #[on]
+                async fn opened(&self, e: Opened) -> bool { true }
+                #[on]
+                fn opened_again(&mut self, e: &Placed, meta: EventMeta, tx: &mut Tx) {}
+                #[on]
+                fn placed(&mut self, e: &Placed) {}
+                #[query]
+                fn count(&mut self, q: &Count) {}
+            }
+        },
+    );
+    // opened: async, &self, by value, returns bool (4); opened_again: meta by value, tx
+    // undeclared (2); count: &mut self, query by reference, no return type (3); Closed
+    // ignored twice (1). Invalid handlers take no part in the cross-handler checks, so
+    // `Placed` (handled by the invalid `opened_again`) is not reported as handled twice.
+    assert_eq!(errors.len(), 10, "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`Closed` is already ignored"))
+    );
+}
+
+#[test]
+fn projection_arguments_are_checked_together() {
+    let errors = projection_errors(
+        quote!(version = 0, events = [A, A], non_exhaustive, ignore(X)),
+        quote!(impl Book {}),
+    );
+    // missing name, version 0, A listed twice, ignore with non_exhaustive.
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    let errors = projection_errors(quote!(name = "b", evnets = A), quote!(impl Book {}));
+    assert!(
+        errors.iter().any(|e| e.contains("Did you mean `events`")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn unparsable_projection_arguments_do_not_panic() {
+    for args in [
+        quote!(=),
+        quote!(name),
+        quote!(events = 3),
+        quote!(events = [1]),
+        quote!(,,,),
+    ] {
+        let errors = projection_errors(args.clone(), quote!(impl Book {}));
+        assert!(!errors.is_empty(), "{args} gave no error");
+    }
+    let fallback = crate::projection::expand(quote!(=), quote!(impl Book {}));
+    assert!(fallback.to_string().contains("compile_error"));
+}

@@ -196,7 +196,9 @@
 //! The one bless workflow: a test calls
 //! [`schema::lock::assert_locked::<YourEvents>("events.lock")`](schema::lock::assert_locked),
 //! which fails while a version is not recorded; `CQRS_BLESS=1 cargo test` records it; commit
-//! `events.lock`. [`event::describe`] prints every stored shape an enum decodes, for review.
+//! `events.lock`. Entries are keyed by (name, version); two streams may reuse a wire name, and
+//! each shape gets its own line. While `CQRS_BLESS` is set the compile-time check stands aside
+//! so that the bless test can run; the lock diff is what review looks at. [`event::describe`] prints every stored shape an enum decodes, for review.
 //!
 //! ## Steps that need stream context
 //!
@@ -376,6 +378,7 @@ pub mod aggregate;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod projection;
 pub mod repository;
 pub mod schema;
 pub mod store;
@@ -385,6 +388,7 @@ pub mod testkit;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use cqrs_macros::projection;
 pub use cqrs_macros::{Command, Event, EventEnum, Shape, aggregate};
 
 pub use envelope::{CommandMetadata, Envelope, Metadata};
@@ -403,4 +407,9 @@ pub mod prelude {
     pub use crate::store::{EventStore, ExpectedVersion, InMemoryEventStore};
     pub use crate::testkit::TestFramework;
     pub use cqrs_macros::{Command, Event, EventEnum, Shape, aggregate};
+    // Projections and queries.
+    pub use crate::projection::{
+        Answers, ErrorPolicy, EventMeta, InMemoryReadModel, Projection, ProjectionRunner,
+    };
+    pub use cqrs_macros::projection;
 }

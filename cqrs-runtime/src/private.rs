@@ -113,3 +113,117 @@ pub const fn fingerprint_in(fingerprint: u64, locked: &[u64]) -> bool {
     }
     false
 }
+
+// ---- projections (`#[projection]`) ----------------------------------------------------------
+
+pub use crate::projection::{Answers, EventMeta, On, Outcome, Projecting, Projection};
+pub use crate::store::StoredEvent;
+
+/// Decodes `stored` as an event of the source enum `E`: `None` when the wire name is not one
+/// of `E`'s (another source's or another aggregate's event).
+#[inline]
+pub fn decode_source<E: EventEnum>(
+    stored: &StoredEvent,
+) -> Option<Result<Decoded<E>, DecodeError>> {
+    match E::decode(&stored.event_type, stored.event_version, &stored.payload) {
+        Err(DecodeError::UnknownEventType { .. }) => None,
+        other => Some(other),
+    }
+}
+
+/// Whether `stored` carries a wire name of `E`'s history (the dispatch of `non_exhaustive`
+/// projections): its own name or one it was renamed from.
+#[inline]
+pub fn is_named<E: Event>(stored: &StoredEvent) -> bool {
+    stored.event_type == E::NAME || E::NAMES.contains(&stored.event_type)
+}
+
+/// Decodes `stored` straight into the event struct `E`.
+#[inline]
+pub fn decode_event<E: Event>(stored: &StoredEvent) -> Result<E, DecodeError> {
+    E::decode_stored(&stored.event_type, stored.event_version, &stored.payload)
+}
+
+/// Whether two name lists share a name (two sources of one projection must not).
+pub const fn names_overlap(a: &[&str], b: &[&str]) -> bool {
+    let mut i = 0;
+    while i < a.len() {
+        if name_taken(a[i], b) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The default reset hook of a projection: back to `Default::default()`.
+#[diagnostic::on_unimplemented(
+    message = "projection `{Self}` has no reset hook",
+    label = "a rebuild clears the read model first: derive or implement `Default` for `{Self}`",
+    note = "or name a hook: `#[projection(..., reset = Self::clear)]` with `fn clear(&mut self)`"
+)]
+pub trait ResetToDefault {
+    /// Replaces `self` with the default value.
+    fn reset_to_default(&mut self);
+}
+
+impl<T: Default> ResetToDefault for T {
+    #[inline]
+    fn reset_to_default(&mut self) {
+        *self = T::default();
+    }
+}
+
+/// `T` is an event of the `I`-th enum of the tuple of sources `S`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event of any source of this projection",
+    label = "none of the enums in `events = [...]` has a variant holding `{Self}`",
+    note = "add `{Self}`'s enum to `events = [...]`, or remove the handler for it"
+)]
+pub trait SourceEvent<S, I> {}
+
+/// Index markers for [`SourceEvent`].
+pub struct Source0;
+/// Index marker.
+pub struct Source1;
+/// Index marker.
+pub struct Source2;
+/// Index marker.
+pub struct Source3;
+/// Index marker.
+pub struct Source4;
+/// Index marker.
+pub struct Source5;
+
+macro_rules! source_event {
+    ($($marker:ident => $pick:ident in ($($all:ident),+);)*) => {$(
+        impl<T: EventOf<$pick>, $($all: EventEnum),+> SourceEvent<($($all,)+), $marker> for T {}
+    )*};
+}
+
+source_event! {
+    Source0 => A in (A, B);
+    Source1 => B in (A, B);
+    Source0 => A in (A, B, C);
+    Source1 => B in (A, B, C);
+    Source2 => C in (A, B, C);
+    Source0 => A in (A, B, C, D);
+    Source1 => B in (A, B, C, D);
+    Source2 => C in (A, B, C, D);
+    Source3 => D in (A, B, C, D);
+    Source0 => A in (A, B, C, D, F);
+    Source1 => B in (A, B, C, D, F);
+    Source2 => C in (A, B, C, D, F);
+    Source3 => D in (A, B, C, D, F);
+    Source4 => F in (A, B, C, D, F);
+    Source0 => A in (A, B, C, D, F, G);
+    Source1 => B in (A, B, C, D, F, G);
+    Source2 => C in (A, B, C, D, F, G);
+    Source3 => D in (A, B, C, D, F, G);
+    Source4 => F in (A, B, C, D, F, G);
+    Source5 => G in (A, B, C, D, F, G);
+}
+
+/// Compile-time check that `T` is an event of one of the sources `S` (a tuple of enums).
+#[inline]
+pub const fn assert_source_event<S, T: SourceEvent<S, I>, I>() {}

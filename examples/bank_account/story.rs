@@ -6,8 +6,11 @@ use std::error::Error;
 use std::future::Future;
 use std::io::Write;
 
+use std::time::Duration;
+
 use cqrs_runtime::prelude::*;
-use cqrs_runtime::store::{AppendOutcome, NewEvent, StoreError, StoredEvent};
+use cqrs_runtime::projection::EventMeta;
+use cqrs_runtime::store::{AppendOutcome, InMemoryLeases, NewEvent, StoreError, StoredEvent};
 
 use super::domain::*;
 
@@ -165,9 +168,10 @@ where
         alice_now.version, alice_now.state.balance
     )?;
 
-    writeln!(out, "== Read models (built by a loop over read_all)")?;
-    let models = ReadModels::build(&store).await?;
-    for (id, details) in &models.accounts {
+    writeln!(out, "== Read models (projections, followed live)")?;
+    let head = store.head_position().await?;
+    let models = ReadModels::follow(&store).await?;
+    for (id, details) in models.details.query(AllAccounts) {
         writeln!(
             out,
             "  account {id}: owner {}, balance {}, {}",
@@ -185,6 +189,7 @@ where
             p.open_accounts, p.total
         )?;
     }
+    debug_assert_eq!(models.position, head);
     Ok(models)
 }
 
@@ -196,12 +201,114 @@ fn outcome<T>(result: &Result<T, CommandError<AccountError>>) -> String {
     }
 }
 
+// ---- the query side -------------------------------------------------------------------------
+
 /// One account as the details query sees it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountDetails {
     pub owner: String,
     pub balance: Cents,
     pub closed: bool,
+}
+
+/// Query: one account's details.
+pub struct DetailsOf<'a>(pub &'a str);
+
+/// Query: every account, by id.
+pub struct AllAccounts;
+
+/// Account details, keyed by account id.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AccountDirectory {
+    accounts: BTreeMap<String, AccountDetails>,
+}
+
+#[projection(name = "account_details", events = AccountEvent)]
+impl AccountDirectory {
+    #[on]
+    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta) {
+        let details = AccountDetails {
+            owner: e.owner.clone(),
+            balance: e.initial_balance,
+            closed: false,
+        };
+        self.accounts.insert(meta.stream_id.to_owned(), details);
+    }
+
+    #[on]
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) {
+        self.set_balance(meta.stream_id, e.balance_after);
+    }
+
+    #[on]
+    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta) {
+        self.set_balance(meta.stream_id, e.balance_after);
+    }
+
+    #[on]
+    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta) {
+        if let Some(account) = self.accounts.get_mut(meta.stream_id) {
+            account.closed = true;
+        }
+    }
+
+    #[query]
+    fn details(&self, q: DetailsOf<'_>) -> Option<AccountDetails> {
+        self.accounts.get(q.0).cloned()
+    }
+
+    #[query]
+    fn all(&self, _: AllAccounts) -> Vec<(String, AccountDetails)> {
+        self.accounts
+            .iter()
+            .map(|(id, a)| (id.clone(), a.clone()))
+            .collect()
+    }
+
+    fn set_balance(&mut self, id: &str, balance: Cents) {
+        if let Some(account) = self.accounts.get_mut(id) {
+            account.balance = balance;
+        }
+    }
+}
+
+/// Query: the accounts holding at least `min`.
+pub struct HighValue {
+    pub min: Cents,
+}
+
+/// Balances of every account, for threshold queries. A closed account's balance is zero, so
+/// closing changes nothing here: the projection says so with `ignore(AccountClosed)`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Balances {
+    balances: BTreeMap<String, Cents>,
+}
+
+#[projection(name = "balances", events = AccountEvent, ignore(AccountClosed))]
+impl Balances {
+    #[on]
+    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta) {
+        self.balances
+            .insert(meta.stream_id.to_owned(), e.initial_balance);
+    }
+
+    #[on]
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) {
+        self.balances
+            .insert(meta.stream_id.to_owned(), e.balance_after);
+    }
+
+    #[on]
+    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta) {
+        self.balances
+            .insert(meta.stream_id.to_owned(), e.balance_after);
+    }
+
+    #[query]
+    fn high_value(&self, q: HighValue) -> Vec<String> {
+        let rich = self.balances.iter().filter(|(_, b)| **b >= q.min);
+        rich.map(|(id, _)| id.clone()).collect()
+    }
 }
 
 /// An owner's accounts, summed.
@@ -211,61 +318,119 @@ pub struct Portfolio {
     pub total: Cents,
 }
 
-/// The query side, folded from the global event log.
-#[derive(Debug, Default)]
+/// Query: the open accounts of one owner.
+pub struct PortfolioOf<'a>(pub &'a str);
+
+/// Open accounts per owner: keyed by owner, not by the aggregate id.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Portfolios {
+    owner_of: BTreeMap<String, String>,
+    open: BTreeMap<String, BTreeMap<String, Cents>>,
+}
+
+#[projection(name = "owner_portfolio", events = AccountEvent)]
+impl Portfolios {
+    #[on]
+    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta) {
+        let id = meta.stream_id.to_owned();
+        self.owner_of.insert(id.clone(), e.owner.clone());
+        self.open
+            .entry(e.owner.clone())
+            .or_default()
+            .insert(id, e.initial_balance);
+    }
+
+    #[on]
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) {
+        self.set_balance(meta.stream_id, e.balance_after);
+    }
+
+    #[on]
+    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta) {
+        self.set_balance(meta.stream_id, e.balance_after);
+    }
+
+    #[on]
+    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta) {
+        if let Some(owner) = self.owner_of.get(meta.stream_id)
+            && let Some(accounts) = self.open.get_mut(owner)
+        {
+            accounts.remove(meta.stream_id);
+        }
+    }
+
+    #[query]
+    fn portfolio(&self, q: PortfolioOf<'_>) -> Portfolio {
+        let accounts = self.open.get(q.0);
+        Portfolio {
+            open_accounts: accounts.map_or(0, BTreeMap::len),
+            total: accounts.map_or(0, |a| a.values().sum()),
+        }
+    }
+
+    fn set_balance(&mut self, id: &str, balance: Cents) {
+        let Some(owner) = self.owner_of.get(id) else {
+            return;
+        };
+        if let Some(slot) = self.open.get_mut(owner).and_then(|a| a.get_mut(id)) {
+            *slot = balance;
+        }
+    }
+}
+
+/// The three read models, each fed by its own runner.
 pub struct ReadModels {
-    pub accounts: BTreeMap<String, AccountDetails>,
+    pub details: InMemoryReadModel<AccountDirectory>,
+    pub balances: InMemoryReadModel<Balances>,
+    pub portfolios: InMemoryReadModel<Portfolios>,
+    /// The position all three had reached.
+    pub position: u64,
 }
 
 impl ReadModels {
-    /// Reads every event in global order, in pages, and folds it.
-    pub async fn build(store: &impl EventStore) -> Result<Self, Box<dyn Error>> {
-        let mut models = ReadModels::default();
-        let mut after = 0;
-        loop {
-            let page = store.read_all(after, 100).await?;
-            let Some(last) = page.last() else { break };
-            after = last.global_position;
-            for envelope in page.iter().map(Envelope::<AccountEvent>::decode) {
-                let Some(envelope) = envelope?.one() else {
-                    continue;
-                };
-                let account = models
-                    .accounts
-                    .entry(envelope.stream_id.clone())
-                    .or_default();
-                match envelope.event {
-                    AccountEvent::Opened(e) => {
-                        account.owner = e.owner;
-                        account.balance = e.initial_balance;
-                    }
-                    AccountEvent::Deposited(e) => account.balance = e.balance_after,
-                    AccountEvent::Withdrawn(e) => account.balance = e.balance_after,
-                    AccountEvent::Closed(_) => account.closed = true,
-                }
-            }
+    /// Starts one live runner per projection, waits until each has processed the store's head
+    /// (read-your-writes), and stops them.
+    pub async fn follow<S: EventStore + Clone>(store: &S) -> Result<Self, Box<dyn Error>> {
+        let head = store.head_position().await?;
+        let leases = InMemoryLeases::new();
+        let models = ReadModels {
+            details: InMemoryReadModel::new(),
+            balances: InMemoryReadModel::new(),
+            portfolios: InMemoryReadModel::new(),
+            position: head,
+        };
+        let poll = (Duration::from_millis(5), Duration::from_millis(50));
+        let runners = [
+            ProjectionRunner::new(store.clone(), models.details.clone())
+                .with_leases(leases.clone())
+                .poll_interval(poll.0, poll.1)
+                .spawn(),
+            ProjectionRunner::new(store.clone(), models.balances.clone())
+                .with_leases(leases.clone())
+                .poll_interval(poll.0, poll.1)
+                .spawn(),
+            ProjectionRunner::new(store.clone(), models.portfolios.clone())
+                .with_leases(leases)
+                .poll_interval(poll.0, poll.1)
+                .spawn(),
+        ];
+        for runner in &runners {
+            runner.wait_for(head, Duration::from_secs(5)).await?;
+        }
+        for runner in runners {
+            runner.stop().await?;
         }
         Ok(models)
     }
 
     /// Accounts with a balance of at least `min`.
-    pub fn high_value(&self, min: Cents) -> Vec<&str> {
-        self.accounts
-            .iter()
-            .filter(|(_, a)| a.balance >= min)
-            .map(|(id, _)| id.as_str())
-            .collect()
+    pub fn high_value(&self, min: Cents) -> Vec<String> {
+        self.balances.query(HighValue { min })
     }
 
     /// The open accounts of `owner`, counted and summed.
     pub fn portfolio(&self, owner: &str) -> Portfolio {
-        self.accounts
-            .values()
-            .filter(|a| a.owner == owner && !a.closed)
-            .fold(Portfolio::default(), |p, a| Portfolio {
-                open_accounts: p.open_accounts + 1,
-                total: p.total + a.balance,
-            })
+        self.portfolios.query(PortfolioOf(owner))
     }
 }
 

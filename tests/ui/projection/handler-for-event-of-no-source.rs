@@ -1,0 +1,36 @@
+use cqrs_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "opened", version = 1)]
+pub struct Opened { pub owner: String }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "closed", version = 1)]
+pub struct Closed {}
+
+#[derive(Debug, Clone, PartialEq, EventEnum)]
+pub enum AccountEvent { Opened(Opened), Closed(Closed) }
+
+#[derive(Default)]
+pub struct Owners { pub names: Vec<String> }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "shop_opened", version = 1)]
+pub struct ShopOpened {}
+
+#[derive(Debug, Clone, PartialEq, EventEnum)]
+pub enum ShopEvent { Opened(ShopOpened) }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "shipped", version = 1)]
+pub struct Shipped {}
+
+#[projection(name = "owners", events = [AccountEvent, ShopEvent], ignore(Closed, ShopOpened))]
+impl Owners {
+    #[on]
+    fn opened(&mut self, e: &Opened) { self.names.push(e.owner.clone()); }
+    #[on]
+    fn shipped(&mut self, _: &Shipped) {}
+}
+fn main() {}
