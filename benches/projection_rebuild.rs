@@ -10,7 +10,7 @@ use std::hint::black_box;
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::projection::EventMeta;
 use cqrs_runtime::store::{Cursor, InMemoryLeases, NewEvent};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use serde::{Deserialize, Serialize};
 
 const STREAMS: usize = 1_000;
@@ -159,4 +159,26 @@ fn rebuild(c: &mut Criterion) {
 }
 
 criterion_group!(benches, rebuild);
-criterion_main!(benches);
+/// `CQRS_COUNT=hand_written|runner|setup` runs that path once and exits, for instruction
+/// counts (callgrind) that do not depend on the machine's noise; `setup` only builds the store.
+fn main() {
+    if let Ok(which) = std::env::var("CQRS_COUNT") {
+        let store = history();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let model = InMemoryReadModel::<Balances>::new();
+        let runner = ProjectionRunner::new(store.clone(), model.clone())
+            .with_leases(InMemoryLeases::new())
+            .batch_size(BATCH);
+        match which.as_str() {
+            "hand_written" => println!("{}", rt.block_on(hand_written(&store)).len()),
+            "runner" => println!("{}", rt.block_on(runner.rebuild()).expect("rebuild")),
+            _ => println!("setup"),
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
