@@ -9,6 +9,7 @@ mod domain;
 
 use cqrs_runtime::event::{DecodeError, Decoded, describe};
 use cqrs_runtime::prelude::*;
+use cqrs_runtime::projection::EventMeta;
 use cqrs_runtime::store::NewEvent;
 use cqrs_runtime::testkit::assert_decodes_to;
 use domain::*;
@@ -58,7 +59,116 @@ async fn the_aggregate_replays_a_stream_of_every_version() {
     assert_eq!(loaded.state, expected);
 }
 
-/// A read model over the mixed stream: what a projection sees, event by event.
+/// Every event a projection sees over the mixed stream: (stream version, position, name).
+#[derive(Debug, Default)]
+struct Audit {
+    seen: Vec<(u64, u64, &'static str)>,
+}
+
+impl Audit {
+    fn note(&mut self, meta: &EventMeta, name: &'static str) {
+        self.seen.push((meta.stream_version, meta.position, name));
+    }
+}
+
+#[projection(name = "customer_audit", events = CustomerEvent)]
+impl Audit {
+    #[on]
+    fn registered(&mut self, _: &Registered, meta: &EventMeta) {
+        self.note(meta, "registered");
+    }
+    #[on]
+    fn order_placed(&mut self, _: &OrderPlaced, meta: &EventMeta) {
+        self.note(meta, "order_placed");
+    }
+    #[on]
+    fn item_added(&mut self, _: &ItemAdded, meta: &EventMeta) {
+        self.note(meta, "item_added");
+    }
+    #[on]
+    fn payment_received(&mut self, _: &PaymentReceived, meta: &EventMeta) {
+        self.note(meta, "payment_received");
+    }
+    #[on]
+    fn credit_adjusted(&mut self, _: &CreditAdjusted, meta: &EventMeta) {
+        self.note(meta, "credit_adjusted");
+    }
+    #[on]
+    fn tier_set(&mut self, _: &TierSet, meta: &EventMeta) {
+        self.note(meta, "tier_set");
+    }
+    #[on]
+    fn name_changed(&mut self, _: &NameChanged, meta: &EventMeta) {
+        self.note(meta, "name_changed");
+    }
+    #[on]
+    fn address_changed(&mut self, _: &AddressChanged, meta: &EventMeta) {
+        self.note(meta, "address_changed");
+    }
+    #[on]
+    fn comment_added(&mut self, _: &CommentAdded, meta: &EventMeta) {
+        self.note(meta, "comment_added");
+    }
+    #[on]
+    fn discount_applied(&mut self, _: &DiscountApplied, meta: &EventMeta) {
+        self.note(meta, "discount_applied");
+    }
+}
+
+/// A projection that opts out of exhaustiveness still gets split and renamed events of the
+/// types it handles.
+#[derive(Debug, Default)]
+struct Contact {
+    address: String,
+    comments: Vec<String>,
+}
+
+#[projection(name = "customer_contact", events = CustomerEvent, non_exhaustive)]
+impl Contact {
+    #[on]
+    fn address_changed(&mut self, e: &AddressChanged) {
+        self.address.clone_from(&e.address);
+    }
+    #[on]
+    fn comment_added(&mut self, e: &CommentAdded) {
+        self.comments.push(e.text.clone());
+    }
+}
+
+#[tokio::test]
+async fn projections_see_current_events_with_the_stored_positions() {
+    let store = load_golden("c-1", "examples/schema_evolution/last_year.json").await;
+    let audit = InMemoryReadModel::<Audit>::new();
+    ProjectionRunner::new(store.clone(), audit.clone())
+        .rebuild()
+        .await
+        .expect("rebuild");
+    let seen = audit.read(|a| a.seen.clone());
+    // The retired event (version 7) is gone; the split one (version 8) is two events that keep
+    // the stored version and position; the renamed one (9) arrives under its new type.
+    let versions: Vec<u64> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4, 5, 6, 8, 8, 9, 10, 11, 12, 13, 14]
+    );
+    assert_eq!(seen[6], (8, 8, "name_changed"));
+    assert_eq!(seen[7], (8, 8, "address_changed"));
+    assert_eq!(seen[8], (9, 9, "comment_added"));
+
+    let contact = InMemoryReadModel::<Contact>::new();
+    ProjectionRunner::new(store, contact.clone())
+        .rebuild()
+        .await
+        .expect("rebuild");
+    let (address, comments) = contact.read(|c| (c.address.clone(), c.comments.clone()));
+    assert_eq!(address, "1 Analytical Way");
+    assert_eq!(
+        comments,
+        vec!["prefers mornings".to_owned(), "called back".to_owned()]
+    );
+}
+
+/// A read model over the mixed stream, decoded by hand: what any reader of the log sees.
 #[tokio::test]
 async fn a_read_model_sees_current_events_with_the_stored_positions() {
     let store = load_golden("c-1", "examples/schema_evolution/last_year.json").await;

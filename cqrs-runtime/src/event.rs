@@ -197,6 +197,8 @@ pub trait EventEnum: Sized + Send + Sync + 'static {
     fn event_name(&self) -> &'static str;
     /// The version of this value's variant.
     fn event_version(&self) -> u32;
+    /// The event struct inside this value, for dispatch by type (`downcast_ref::<T>()`).
+    fn event_any(&self) -> &dyn std::any::Any;
     /// Serializes the payload of this value, giving (name, version, JSON bytes).
     fn encode(&self) -> Result<EncodedEvent, serde_json::Error>;
     /// Decodes a stored `(name, version, payload)`: into the matching variant (after any

@@ -89,6 +89,9 @@ impl EventEnum for Unknown {
     fn event_version(&self) -> u32 {
         match *self {}
     }
+    fn event_any(&self) -> &dyn core::any::Any {
+        match *self {}
+    }
     fn encode(&self) -> Result<EncodedEvent, serde_json::Error> {
         match *self {}
     }

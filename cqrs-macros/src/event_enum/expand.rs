@@ -36,6 +36,13 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream 
             }
 
             #[inline]
+            fn event_any(&self) -> &dyn ::core::any::Any {
+                match self {
+                    #(Self::#idents(__event) => __event,)*
+                }
+            }
+
+            #[inline]
             fn event_version(&self) -> u32 {
                 match self {
                     #(Self::#idents(_) => <#tys as #private::Event>::VERSION,)*
@@ -168,6 +175,7 @@ pub(super) fn fallback(input: &EnumInput<'_>) -> TokenStream {
             const NAMES: &'static [&'static str] = &[];
             fn event_name(&self) -> &'static str { ::core::unimplemented!() }
             fn event_version(&self) -> u32 { ::core::unimplemented!() }
+            fn event_any(&self) -> &dyn ::core::any::Any { ::core::unimplemented!() }
             fn encode(&self) -> #private::Result<#private::EncodedEvent, #private::JsonError> { ::core::unimplemented!() }
             fn decode(__name: &str, _: u32, _: &[u8]) -> #private::Result<#private::Decoded<Self>, #private::DecodeError> {
                 #private::Result::Err(#private::DecodeError::UnknownEventType { name: #private::ToOwned::to_owned(__name) })

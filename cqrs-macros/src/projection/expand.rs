@@ -120,9 +120,35 @@ fn by_name_dispatch(model: &ProjectionModel<'_>, private: &TokenStream) -> Token
             }
         }
     });
+    // A stored name that is no current variant's (a split or retired type) is decoded through
+    // the source enum, and each resulting event reaches its handler if there is one: a split
+    // event of a handled type is never dropped.
+    let handled: Vec<_> = model.handlers.iter().map(|h| h.event_ty).collect();
+    let history = model.sources.iter().map(|source| {
+        quote! {
+            if !<#source as #private::EventEnum>::NAMES.contains(&__stored.event_type.as_str()) {
+                match #private::decode_source::<#source>(__stored) {
+                    #private::Some(#private::Ok(__decoded)) => {
+                        for __event in __decoded {
+                            let __any = #private::EventEnum::event_any(&__event);
+                            #(
+                                if let #private::Some(__e) = __any.downcast_ref::<#handled>() {
+                                    #private::On::<#handled>::on(self, __e, __meta, __tx);
+                                }
+                            )*
+                        }
+                        return #private::Ok(#private::Outcome::Applied);
+                    }
+                    #private::Some(#private::Err(__error)) => return #private::Err(__error),
+                    #private::None => {}
+                }
+            }
+        }
+    });
     quote! {
         let _ = (&__meta, &__tx);
         #(#arms)*
+        #(#history)*
         #private::Ok(#private::Outcome::Foreign)
     }
 }

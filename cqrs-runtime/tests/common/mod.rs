@@ -153,6 +153,15 @@ impl EventEnum for AccountEvent {
         }
     }
 
+    fn event_any(&self) -> &dyn std::any::Any {
+        match self {
+            Self::Opened(e) => e,
+            Self::Deposited(e) => e,
+            Self::Withdrawn(e) => e,
+            Self::Closed(e) => e,
+        }
+    }
+
     fn encode(&self) -> Result<EncodedEvent, serde_json::Error> {
         match self {
             Self::Opened(e) => encode(e),

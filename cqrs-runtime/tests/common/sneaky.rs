@@ -34,6 +34,10 @@ impl EventEnum for SneakyEvent {
     fn event_version(&self) -> u32 {
         Poked::VERSION
     }
+    fn event_any(&self) -> &dyn std::any::Any {
+        let Self::Poked(e) = self;
+        e
+    }
     fn encode(&self) -> Result<EncodedEvent, serde_json::Error> {
         let Self::Poked(e) = self;
         encode(e)
