@@ -23,9 +23,31 @@ use uuid::Uuid;
 use crate::envelope::Metadata;
 use crate::event::EncodedEvent;
 
+mod idempotency;
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod names;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use memory::InMemoryEventStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use names::{InvalidIdentifier, TableNames};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresEventStore, PostgresLease};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteConfig, SqliteEventStore, SqliteLease, Synchronous};
+
+/// The current time at the precision every store keeps: whole microseconds.
+///
+/// PostgreSQL's `timestamptz` holds microseconds; truncating when the event is created makes
+/// the `recorded_at` a command reports equal to the one read back from any store.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
 
 /// The version a stream must be at for an append to succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,7 +117,7 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// A new event with a fresh UUIDv7 id, recorded now.
+    /// A new event with a fresh UUIDv7 id, recorded now (see [`now`]).
     pub fn new(
         event_type: impl Into<Cow<'static, str>>,
         event_version: u32,
@@ -108,7 +130,7 @@ impl NewEvent {
             event_version,
             payload,
             metadata,
-            recorded_at: Utc::now(),
+            recorded_at: now(),
         }
     }
 
@@ -204,7 +226,12 @@ impl StoreError {
 ///   (an empty batch is a no-op that still checks it);
 /// - treat event ids as idempotency keys: a batch whose ids are all stored, in that stream, at
 ///   exactly the versions the batch would occupy, returns the original outcome and stores
-///   nothing; any other clash is [`StoreError::DuplicateEventId`].
+///   nothing; any other clash is [`StoreError::DuplicateEventId`] (checked before the
+///   expected version, so a clashing id is reported even when the version is also wrong);
+/// - keep `recorded_at` to at least microsecond precision, and return the payload as
+///   equivalent JSON (PostgreSQL's `jsonb` normalizes whitespace and key order).
+///
+/// Every backend of this crate passes one conformance suite (`cqrs-runtime/tests/conformance`).
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `events` to the stream, atomically, if it is at the `expected` version.
     fn append(
@@ -292,6 +319,14 @@ impl<S: EventStore> EventStore for Arc<S> {
     fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
         S::head_position(self)
     }
+
+    fn read_after(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(Cursor, StoredEvent)>, StoreError>> + Send {
+        S::read_after(self, cursor, limit)
+    }
 }
 
 impl<S: EventStore> EventStore for &'static S {
@@ -324,5 +359,13 @@ impl<S: EventStore> EventStore for &'static S {
 
     fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
         S::head_position(self)
+    }
+
+    fn read_after(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(Cursor, StoredEvent)>, StoreError>> + Send {
+        S::read_after(self, cursor, limit)
     }
 }

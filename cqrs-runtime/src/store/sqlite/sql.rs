@@ -1,0 +1,324 @@
+//! The SQLite store's SQL: schema migrations, append, reads. Table names are validated
+//! identifiers spliced in once, at open; every value is bound.
+
+use std::collections::HashMap;
+
+use chrono::DateTime;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use uuid::Uuid;
+
+use crate::envelope::Metadata;
+use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
+use crate::store::names::TableNames;
+use crate::store::{AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+
+/// The schema versions, applied in order, each once.
+fn migrations(t: &TableNames) -> Vec<String> {
+    let (events, snapshots, checkpoints) = (&t.events, &t.snapshots, &t.checkpoints);
+    let index = format!("\"{}_by_stream\"", t.events.as_str());
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {events} (
+            global_position INTEGER PRIMARY KEY,
+            stream_type     TEXT    NOT NULL,
+            stream_id       TEXT    NOT NULL,
+            stream_version  INTEGER NOT NULL,
+            event_id        BLOB    NOT NULL UNIQUE,
+            event_type      TEXT    NOT NULL,
+            event_version   INTEGER NOT NULL,
+            payload         TEXT    NOT NULL,
+            metadata        TEXT    NOT NULL,
+            recorded_at     INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS {index}
+            ON {events} (stream_type, stream_id, stream_version);
+        CREATE TABLE IF NOT EXISTS {snapshots} (
+            stream_type       TEXT    NOT NULL,
+            stream_id         TEXT    NOT NULL,
+            version           INTEGER NOT NULL,
+            state_fingerprint INTEGER NOT NULL,
+            payload           BLOB    NOT NULL,
+            PRIMARY KEY (stream_type, stream_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS {checkpoints} (
+            projection    TEXT    PRIMARY KEY,
+            last_tx_id    INTEGER NOT NULL,
+            last_position INTEGER NOT NULL,
+            updated_at    INTEGER NOT NULL
+        );"
+    )]
+}
+
+const COLUMNS: &str = "global_position, stream_type, stream_id, stream_version, event_id, \
+    event_type, event_version, payload, metadata, recorded_at";
+
+pub(super) struct Sql {
+    tables: TableNames,
+    insert: String,
+    head: String,
+    slot: String,
+    read_stream: String,
+    read_all: String,
+    head_position: String,
+    pub(super) load_checkpoint: String,
+    pub(super) save_checkpoint: String,
+    pub(super) reset_checkpoint: String,
+    pub(super) load_snapshot: String,
+    pub(super) save_snapshot: String,
+}
+
+impl Sql {
+    pub(super) fn new(t: &TableNames) -> Self {
+        let (events, snapshots, checkpoints) = (&t.events, &t.snapshots, &t.checkpoints);
+        Self {
+            tables: t.clone(),
+            insert: format!(
+                "INSERT INTO {events} (stream_type, stream_id, stream_version, event_id, \
+                 event_type, event_version, payload, metadata, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ),
+            head: format!(
+                "SELECT coalesce(max(stream_version), 0) FROM {events} \
+                 WHERE stream_type = ?1 AND stream_id = ?2"
+            ),
+            slot: format!(
+                "SELECT stream_type, stream_id, stream_version, global_position FROM {events} \
+                 WHERE event_id = ?1"
+            ),
+            read_stream: format!(
+                "SELECT {COLUMNS} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 \
+                 AND stream_version >= ?3 ORDER BY stream_version"
+            ),
+            read_all: format!(
+                "SELECT {COLUMNS} FROM {events} WHERE global_position > ?1 \
+                 ORDER BY global_position LIMIT ?2"
+            ),
+            head_position: format!("SELECT coalesce(max(global_position), 0) FROM {events}"),
+            load_checkpoint: format!(
+                "SELECT last_tx_id, last_position FROM {checkpoints} WHERE projection = ?1"
+            ),
+            save_checkpoint: format!(
+                "INSERT INTO {checkpoints} (projection, last_tx_id, last_position, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (projection) DO UPDATE SET \
+                 last_tx_id = excluded.last_tx_id, last_position = excluded.last_position, \
+                 updated_at = excluded.updated_at"
+            ),
+            reset_checkpoint: format!("DELETE FROM {checkpoints} WHERE projection = ?1"),
+            load_snapshot: format!(
+                "SELECT version, state_fingerprint, payload FROM {snapshots} \
+                 WHERE stream_type = ?1 AND stream_id = ?2"
+            ),
+            save_snapshot: format!(
+                "INSERT INTO {snapshots} (stream_type, stream_id, version, state_fingerprint, \
+                 payload) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = excluded.version, \
+                 state_fingerprint = excluded.state_fingerprint, payload = excluded.payload \
+                 WHERE excluded.version > {snapshots}.version"
+            ),
+        }
+    }
+
+    /// Creates or upgrades the schema, idempotently, under SQLite's write lock.
+    pub(super) fn migrate(&self, conn: &mut Connection) -> Result<(), StoreError> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::backend)?;
+        let table = &self.tables.migrations;
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+        ))
+        .map_err(StoreError::backend)?;
+        let current: i64 = tx
+            .query_row(
+                &format!("SELECT coalesce(max(version), 0) FROM {table}"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::backend)?;
+        for (version, migration) in (1_i64..).zip(migrations(&self.tables)) {
+            if version > current {
+                tx.execute_batch(&migration).map_err(StoreError::backend)?;
+                tx.execute(
+                    &format!("INSERT INTO {table} (version, applied_at) VALUES (?1, ?2)"),
+                    params![version, crate::store::now().timestamp_micros()],
+                )
+                .map_err(StoreError::backend)?;
+            }
+        }
+        tx.commit().map_err(StoreError::backend)
+    }
+
+    pub(super) fn append(
+        &self,
+        conn: &mut Connection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(event_id) = duplicate_in_batch(events) {
+            return Err(StoreError::DuplicateEventId { event_id });
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::backend)?;
+        let actual: i64 = tx
+            .prepare_cached(&self.head)
+            .and_then(|mut s| s.query_row(params![stream_type, stream_id], |r| r.get(0)))
+            .map_err(StoreError::backend)?;
+        let actual = to_u64(actual, "stream version")?;
+        if !expected.matches(actual) {
+            return self.refuse(&tx, stream_type, stream_id, expected, events, actual);
+        }
+        let mut positions = Vec::with_capacity(events.len());
+        {
+            let mut insert = tx.prepare_cached(&self.insert).map_err(StoreError::backend)?;
+            for (version, event) in (actual + 1..).zip(events) {
+                let payload = std::str::from_utf8(&event.payload).map_err(StoreError::backend)?;
+                let metadata =
+                    serde_json::to_string(&event.metadata).map_err(StoreError::backend)?;
+                let inserted = insert.execute(params![
+                    stream_type,
+                    stream_id,
+                    to_i64(version, "stream version")?,
+                    event.event_id.as_bytes().as_slice(),
+                    event.event_type.as_ref(),
+                    event.event_version,
+                    payload,
+                    metadata,
+                    event.recorded_at.timestamp_micros(),
+                ]);
+                match inserted {
+                    Ok(_) => positions.push(to_u64(tx.last_insert_rowid(), "position")?),
+                    Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                        drop(insert);
+                        return self.refuse(&tx, stream_type, stream_id, expected, events, actual);
+                    }
+                    Err(e) => return Err(StoreError::backend(e)),
+                }
+            }
+        }
+        tx.commit().map_err(StoreError::backend)?;
+        Ok(AppendOutcome {
+            stream_version: actual + events.len() as u64,
+            positions,
+        })
+    }
+
+    /// The outcome of an append that cannot store its batch: a retry, a clash or a conflict.
+    fn refuse(
+        &self,
+        conn: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        actual: u64,
+    ) -> Result<AppendOutcome, StoreError> {
+        let mut stored = HashMap::with_capacity(events.len());
+        let mut query = conn.prepare_cached(&self.slot).map_err(StoreError::backend)?;
+        for event in events {
+            let row = query
+                .query_row([event.event_id.as_bytes().as_slice()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+                .map_err(StoreError::backend)?;
+            if let Some((st, sid, version, position)) = row {
+                let slot = (st, sid, to_u64(version, "version")?, to_u64(position, "position")?);
+                stored.insert(event.event_id, slot);
+            }
+        }
+        let lookup = |id: &Uuid| {
+            stored.get(id).map(|(st, sid, version, position)| Slot {
+                stream_type: st,
+                stream_id: sid,
+                stream_version: *version,
+                global_position: *position,
+            })
+        };
+        classify(stream_type, stream_id, expected, events, actual, lookup)?.ok_or_else(|| {
+            StoreError::backend("append refused by a constraint, but no id clashes and the version matched")
+        })
+    }
+
+    pub(super) fn read_stream(
+        &self,
+        conn: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let from = to_i64(from_version.max(1), "version")?;
+        let mut query = conn
+            .prepare_cached(&self.read_stream)
+            .map_err(StoreError::backend)?;
+        let rows = query
+            .query_map(params![stream_type, stream_id, from], row_values)
+            .map_err(StoreError::backend)?;
+        rows.map(|r| r.map_err(StoreError::backend).and_then(stored_event))
+            .collect()
+    }
+
+    pub(super) fn read_all(
+        &self,
+        conn: &Connection,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let after = to_i64(after, "position")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut query = conn
+            .prepare_cached(&self.read_all)
+            .map_err(StoreError::backend)?;
+        let rows = query
+            .query_map(params![after, limit], row_values)
+            .map_err(StoreError::backend)?;
+        rows.map(|r| r.map_err(StoreError::backend).and_then(stored_event))
+            .collect()
+    }
+
+    pub(super) fn head_position(&self, conn: &Connection) -> Result<u64, StoreError> {
+        let head: i64 = conn
+            .prepare_cached(&self.head_position)
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(StoreError::backend)?;
+        to_u64(head, "position")
+    }
+}
+
+/// The raw columns of one event row, in [`COLUMNS`] order.
+type RowValues = (i64, String, String, i64, Vec<u8>, String, i64, String, String, i64);
+
+fn row_values(r: &Row<'_>) -> rusqlite::Result<RowValues> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+fn stored_event(values: RowValues) -> Result<StoredEvent, StoreError> {
+    let (position, stream_type, stream_id, version, id, event_type, event_version, payload, meta, at) =
+        values;
+    let metadata: Metadata = serde_json::from_str(&meta).map_err(StoreError::backend)?;
+    Ok(StoredEvent {
+        global_position: to_u64(position, "position")?,
+        stream_type,
+        stream_id,
+        stream_version: to_u64(version, "version")?,
+        event_id: Uuid::from_slice(&id).map_err(StoreError::backend)?,
+        event_type,
+        event_version: u32::try_from(event_version).map_err(StoreError::backend)?,
+        payload: payload.into_bytes(),
+        metadata,
+        recorded_at: DateTime::from_timestamp_micros(at)
+            .ok_or_else(|| StoreError::backend(format!("stored recorded_at {at} is out of range")))?,
+    })
+}
