@@ -108,5 +108,6 @@ pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
 /// `i64` → `u64` from SQL columns; negative values mean a corrupt row.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::backend(format!("stored {what} {value} is negative")))
+    u64::try_from(value)
+        .map_err(|_| StoreError::backend(format!("stored {what} {value} is negative")))
 }

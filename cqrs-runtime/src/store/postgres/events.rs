@@ -41,7 +41,8 @@ impl<'a> Columns<'a> {
         for e in events {
             c.ids.push(e.event_id);
             c.types.push(&e.event_type);
-            c.versions.push(i32::try_from(e.event_version).map_err(StoreError::backend)?);
+            c.versions
+                .push(i32::try_from(e.event_version).map_err(StoreError::backend)?);
             c.payloads
                 .push(std::str::from_utf8(&e.payload).map_err(StoreError::backend)?);
             c.metadata
@@ -53,13 +54,21 @@ impl<'a> Columns<'a> {
 }
 
 impl PostgresEventStore {
-    async fn stream_head(&self, conn: &Conn, stream_type: &str, stream_id: &str) -> Result<u64, StoreError> {
+    async fn stream_head(
+        &self,
+        conn: &Conn,
+        stream_type: &str,
+        stream_id: &str,
+    ) -> Result<u64, StoreError> {
         let row = conn
             .client
             .query_one(&conn.st.head, &[&stream_type, &stream_id])
             .await
             .map_err(StoreError::backend)?;
-        to_u64(row.try_get(0).map_err(StoreError::backend)?, "stream version")
+        to_u64(
+            row.try_get(0).map_err(StoreError::backend)?,
+            "stream version",
+        )
     }
 
     /// Classifies an append that stored nothing: `Ok(None)` means "run it again".

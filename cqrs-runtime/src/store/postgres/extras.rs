@@ -16,7 +16,10 @@ impl CheckpointStore for PostgresEventStore {
             .map_err(StoreError::backend)?;
         row.map(|row| {
             Ok(Cursor {
-                tx: to_u64(row.try_get(0).map_err(StoreError::backend)?, "checkpoint tx")?,
+                tx: to_u64(
+                    row.try_get(0).map_err(StoreError::backend)?,
+                    "checkpoint tx",
+                )?,
                 position: to_u64(row.try_get(1).map_err(StoreError::backend)?, "checkpoint")?,
             })
         })

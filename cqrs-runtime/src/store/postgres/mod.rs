@@ -233,7 +233,10 @@ async fn migrate(client: &mut Client, schema: &Ident, t: &TableNames) -> Result<
     .await
     .map_err(StoreError::backend)?;
     let current: i32 = tx
-        .query_one(&format!("SELECT coalesce(max(version), 0) FROM {table}"), &[])
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {table}"),
+            &[],
+        )
         .await
         .and_then(|row| row.try_get(0))
         .map_err(StoreError::backend)?;

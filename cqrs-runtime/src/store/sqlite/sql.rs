@@ -158,20 +158,57 @@ impl Sql {
         if let Some(event_id) = duplicate_in_batch(events) {
             return Err(StoreError::DuplicateEventId { event_id });
         }
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::backend)?;
-        let actual: i64 = tx
+        // Another process may win a race between a refused insert and its classification.
+        for _ in 0..32 {
+            if let Some(outcome) =
+                self.try_append(conn, stream_type, stream_id, expected, events)?
+            {
+                return Ok(outcome);
+            }
+            if let Some(outcome) = self.refused(conn, stream_type, stream_id, expected, events)? {
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::backend(format!(
+            "append to {stream_type}/{stream_id} lost 32 races in a row"
+        )))
+    }
+
+    fn head(
+        &self,
+        conn: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+    ) -> Result<u64, StoreError> {
+        let head: i64 = conn
             .prepare_cached(&self.head)
             .and_then(|mut s| s.query_row(params![stream_type, stream_id], |r| r.get(0)))
             .map_err(StoreError::backend)?;
-        let actual = to_u64(actual, "stream version")?;
+        to_u64(head, "stream version")
+    }
+
+    /// Stores the batch in one `BEGIN IMMEDIATE` transaction; `None` (rolled back) when the
+    /// version does not match or an id is already stored.
+    fn try_append(
+        &self,
+        conn: &mut Connection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::backend)?;
+        let actual = self.head(&tx, stream_type, stream_id)?;
         if !expected.matches(actual) {
-            return self.refuse(&tx, stream_type, stream_id, expected, events, actual);
+            return Ok(None);
         }
         let mut positions = Vec::with_capacity(events.len());
         {
-            let mut insert = tx.prepare_cached(&self.insert).map_err(StoreError::backend)?;
+            let mut insert = tx
+                .prepare_cached(&self.insert)
+                .map_err(StoreError::backend)?;
             for (version, event) in (actual + 1..).zip(events) {
                 let payload = std::str::from_utf8(&event.payload).map_err(StoreError::backend)?;
                 let metadata =
@@ -189,42 +226,54 @@ impl Sql {
                 ]);
                 match inserted {
                     Ok(_) => positions.push(to_u64(tx.last_insert_rowid(), "position")?),
+                    // Dropping the transaction rolls back the rows inserted so far.
                     Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-                        drop(insert);
-                        return self.refuse(&tx, stream_type, stream_id, expected, events, actual);
+                        return Ok(None);
                     }
                     Err(e) => return Err(StoreError::backend(e)),
                 }
             }
         }
         tx.commit().map_err(StoreError::backend)?;
-        Ok(AppendOutcome {
+        Ok(Some(AppendOutcome {
             stream_version: actual + events.len() as u64,
             positions,
-        })
+        }))
     }
 
-    /// The outcome of an append that cannot store its batch: a retry, a clash or a conflict.
-    fn refuse(
+    /// Classifies an append that stored nothing: a retry, a clash or a conflict; `None`
+    /// means "run it again".
+    fn refused(
         &self,
         conn: &Connection,
         stream_type: &str,
         stream_id: &str,
         expected: ExpectedVersion,
         events: &[NewEvent],
-        actual: u64,
-    ) -> Result<AppendOutcome, StoreError> {
+    ) -> Result<Option<AppendOutcome>, StoreError> {
         let mut stored = HashMap::with_capacity(events.len());
-        let mut query = conn.prepare_cached(&self.slot).map_err(StoreError::backend)?;
+        let mut query = conn
+            .prepare_cached(&self.slot)
+            .map_err(StoreError::backend)?;
         for event in events {
             let row = query
                 .query_row([event.event_id.as_bytes().as_slice()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                    ))
                 })
                 .optional()
                 .map_err(StoreError::backend)?;
             if let Some((st, sid, version, position)) = row {
-                let slot = (st, sid, to_u64(version, "version")?, to_u64(position, "position")?);
+                let slot = (
+                    st,
+                    sid,
+                    to_u64(version, "version")?,
+                    to_u64(position, "position")?,
+                );
                 stored.insert(event.event_id, slot);
             }
         }
@@ -236,9 +285,8 @@ impl Sql {
                 global_position: *position,
             })
         };
-        classify(stream_type, stream_id, expected, events, actual, lookup)?.ok_or_else(|| {
-            StoreError::backend("append refused by a constraint, but no id clashes and the version matched")
-        })
+        let actual = self.head(conn, stream_type, stream_id)?;
+        classify(stream_type, stream_id, expected, events, actual, lookup)
     }
 
     pub(super) fn read_stream(
@@ -287,7 +335,18 @@ impl Sql {
 }
 
 /// The raw columns of one event row, in [`COLUMNS`] order.
-type RowValues = (i64, String, String, i64, Vec<u8>, String, i64, String, String, i64);
+type RowValues = (
+    i64,
+    String,
+    String,
+    i64,
+    Vec<u8>,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+);
 
 fn row_values(r: &Row<'_>) -> rusqlite::Result<RowValues> {
     Ok((
@@ -305,8 +364,18 @@ fn row_values(r: &Row<'_>) -> rusqlite::Result<RowValues> {
 }
 
 fn stored_event(values: RowValues) -> Result<StoredEvent, StoreError> {
-    let (position, stream_type, stream_id, version, id, event_type, event_version, payload, meta, at) =
-        values;
+    let (
+        position,
+        stream_type,
+        stream_id,
+        version,
+        id,
+        event_type,
+        event_version,
+        payload,
+        meta,
+        at,
+    ) = values;
     let metadata: Metadata = serde_json::from_str(&meta).map_err(StoreError::backend)?;
     Ok(StoredEvent {
         global_position: to_u64(position, "position")?,
@@ -318,7 +387,8 @@ fn stored_event(values: RowValues) -> Result<StoredEvent, StoreError> {
         event_version: u32::try_from(event_version).map_err(StoreError::backend)?,
         payload: payload.into_bytes(),
         metadata,
-        recorded_at: DateTime::from_timestamp_micros(at)
-            .ok_or_else(|| StoreError::backend(format!("stored recorded_at {at} is out of range")))?,
+        recorded_at: DateTime::from_timestamp_micros(at).ok_or_else(|| {
+            StoreError::backend(format!("stored recorded_at {at} is out of range"))
+        })?,
     })
 }
