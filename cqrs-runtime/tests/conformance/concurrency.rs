@@ -194,4 +194,14 @@ pub async fn catch_up_reader_sees_every_event_once<B: Backend>(b: &Arc<B>) {
     );
     assert_eq!(last_version.len() as u64, WRITERS);
     assert!(last_version.values().all(|&v| v == EVENTS));
+    for _ in 0..total {
+        let naive = store.read_all(naive_after, 64).await.expect("read_all");
+        let Some(last) = naive.last() else { break };
+        naive_after = last.global_position;
+        naive_seen += naive.len();
+    }
+    println!(
+        "gap test: read_after saw {}/{total} events, a `global_position > n` reader {naive_seen}/{total}",
+        seen.len()
+    );
 }
