@@ -5,14 +5,19 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::aggregate::{Aggregate, Command, CreationPolicy};
 use crate::envelope::{CommandMetadata, Envelope};
 use crate::error::CommandError;
 use crate::event::{EncodedEvent, EventEnum};
-use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::schema::Shape;
+use crate::store::{EventStore, ExpectedVersion, NewEvent, SnapshotStore, StoreError, StoredEvent};
+
+mod snapshots;
+pub use snapshots::{NoSnapshots, SnapshotPolicy, Snapshotting};
 
 /// How often a command is re-decided when it loses an optimistic-concurrency race.
 ///
@@ -113,30 +118,40 @@ where
 }
 
 /// Loads aggregates from an [`EventStore`] and executes commands against them.
-pub struct Repository<A: Aggregate, S: EventStore> {
+///
+/// `P` is the snapshot policy: [`NoSnapshots`] unless [`Repository::with_snapshots`] was
+/// called.
+pub struct Repository<A: Aggregate, S: EventStore, P: SnapshotPolicy<A> = NoSnapshots> {
     store: S,
     services: Arc<A::Services>,
     retry: RetryPolicy,
+    snapshots: P,
     _aggregate: PhantomData<fn() -> A>,
 }
 
-impl<A: Aggregate, S: EventStore + Clone> Clone for Repository<A, S> {
+impl<A: Aggregate, S: EventStore + Clone, P: SnapshotPolicy<A> + Clone> Clone
+    for Repository<A, S, P>
+{
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
             services: Arc::clone(&self.services),
             retry: self.retry,
+            snapshots: self.snapshots.clone(),
             _aggregate: PhantomData,
         }
     }
 }
 
-impl<A: Aggregate, S: EventStore + fmt::Debug> fmt::Debug for Repository<A, S> {
+impl<A: Aggregate, S: EventStore + fmt::Debug, P: SnapshotPolicy<A> + fmt::Debug> fmt::Debug
+    for Repository<A, S, P>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Repository")
             .field("aggregate", &A::TYPE)
             .field("store", &self.store)
             .field("retry", &self.retry)
+            .field("snapshots", &self.snapshots)
             .finish_non_exhaustive()
     }
 }
@@ -164,10 +179,38 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             store,
             services: Arc::new(services),
             retry: RetryPolicy::none(),
+            snapshots: NoSnapshots,
             _aggregate: PhantomData,
         }
     }
 
+    /// Takes snapshots in `snapshots` every `every` events; loads then read the snapshot and
+    /// apply only the events after it. See [`Snapshotting`] for when snapshots are written
+    /// and ignored.
+    pub fn with_snapshots<T: SnapshotStore + Clone>(
+        self,
+        snapshots: T,
+        every: u64,
+    ) -> Repository<A, S, Snapshotting<T>>
+    where
+        A: Serialize + DeserializeOwned + Shape,
+    {
+        self.with_snapshot_policy(Snapshotting::new(snapshots, every))
+    }
+
+    /// Uses a configured snapshot policy (for example `Snapshotting::new(store, 100).inline()`).
+    pub fn with_snapshot_policy<P: SnapshotPolicy<A>>(self, policy: P) -> Repository<A, S, P> {
+        Repository {
+            store: self.store,
+            services: self.services,
+            retry: self.retry,
+            snapshots: policy,
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
     /// Re-decides commands that lose an optimistic-concurrency race, per `policy`.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
@@ -184,24 +227,36 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self.services
     }
 
-    /// Loads the aggregate `id` by applying every event of its stream.
-    pub async fn load(&self, id: &A::Id) -> Result<Loaded<A>, CommandError<A::Error>> {
-        self.load_stream(&id.to_string()).await
+    /// The snapshot policy.
+    pub fn snapshots(&self) -> &P {
+        &self.snapshots
     }
 
-    async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
+    /// Loads the aggregate `id`: its snapshot if one is usable, then every later event.
+    pub async fn load(&self, id: &A::Id) -> Result<Loaded<A>, CommandError<A::Error>> {
+        Ok(self.load_stream(&id.to_string()).await?.0)
+    }
+
+    /// The loaded state, and the version of the snapshot it started from (0 for none).
+    async fn load_stream(
+        &self,
+        stream_id: &str,
+    ) -> Result<(Loaded<A>, u64), CommandError<A::Error>> {
         let span = tracing::info_span!("cqrs.load", aggregate_type = A::TYPE, id = stream_id);
         async {
-            let stored = self.store.read_stream(A::TYPE, stream_id, 1).await?;
-            let mut state = A::default();
-            let mut version = 0;
+            let (mut state, base) = match self.snapshots.load(stream_id).await {
+                Some((state, version)) => (state, version),
+                None => (A::default(), 0),
+            };
+            let stored = self.store.read_stream(A::TYPE, stream_id, base + 1).await?;
+            let mut version = base;
             for event in &stored {
                 let decoded = decode_stored::<A>(event)?;
                 apply_events(&mut state, [&decoded]);
                 version = event.stream_version;
             }
-            tracing::debug!(version, "loaded");
-            Ok(Loaded { state, version })
+            tracing::debug!(version, snapshot = base, "loaded");
+            Ok((Loaded { state, version }, base))
         }
         .instrument(span)
         .await
@@ -272,7 +327,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         stream_id: &str,
         metadata: &CommandMetadata,
     ) -> Result<Attempt<A>, CommandError<A::Error>> {
-        let Loaded { mut state, version } = self.load_stream(stream_id).await?;
+        let (Loaded { mut state, version }, base) = self.load_stream(stream_id).await?;
         check_policy::<A>(A::creation_policy(&command), stream_id, version)?;
         let events = state
             .handle(command, &self.services)
@@ -288,7 +343,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
 
         let event_metadata = metadata.event_metadata();
-        let recorded_at = Utc::now();
+        let recorded_at = crate::store::now();
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
             let mut new_event =
@@ -323,6 +378,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
 
         apply_events(&mut state, &events);
+        self.snapshots
+            .committed(stream_id, &state, base, outcome.stream_version)
+            .await;
         let first_version = version + 1;
         let position = outcome.last_position();
         let envelopes = events

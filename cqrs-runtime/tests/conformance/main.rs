@@ -5,6 +5,7 @@
 
 mod backends;
 mod concurrency;
+mod snapshots;
 mod suite;
 
 use std::future::Future;
@@ -83,7 +84,8 @@ macro_rules! conformance {
                 clashing_ids_are_duplicates, read_all_and_read_after_are_in_order,
                 snapshots_keep_the_newest, checkpoints_round_trip,
                 one_lease_holder_and_takeover, concurrent_commands_with_retry_lose_nothing,
-                catch_up_reader_sees_every_event_once);
+                catch_up_reader_sees_every_event_once,
+                repository_loads_snapshot_plus_tail);
         }
     };
     (@tests $backend:ty: $($name:ident),* $(,)?) => {$(
@@ -100,6 +102,7 @@ macro_rules! conformance {
 }
 
 use concurrency::*;
+use snapshots::*;
 use suite::*;
 
 conformance!(memory, super::backends::Memory);
