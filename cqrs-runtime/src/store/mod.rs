@@ -252,7 +252,9 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
     /// Reads at most `limit` events of the global log after `after_position` (exclusive), in
-    /// global order.
+    /// global order. Positions increase but may skip numbers (PostgreSQL consumes identity
+    /// values in refused appends). On a store whose positions can commit out of order
+    /// (PostgreSQL), a reader that follows the log must use [`EventStore::read_after`].
     fn read_all(
         &self,
         after_position: u64,
