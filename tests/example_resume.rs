@@ -21,7 +21,11 @@ async fn the_story_runs_twice_on_one_sqlite_file() {
             .await
             .unwrap_or_else(|e| panic!("run {run} failed: {e}"));
         let alice = models.portfolio("alice");
-        assert_eq!(alice.open_accounts as u64, 2 * run, "run {run} sees every run's accounts");
+        assert_eq!(
+            alice.open_accounts as u64,
+            2 * run,
+            "run {run} sees every run's accounts"
+        );
         assert!(models.accounts.contains_key("acc-alice"));
     }
     let _ = std::fs::remove_dir_all(&dir);

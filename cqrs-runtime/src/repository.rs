@@ -14,7 +14,7 @@ use crate::envelope::{CommandMetadata, Envelope};
 use crate::error::CommandError;
 use crate::event::{EncodedEvent, EventEnum};
 use crate::schema::Shape;
-use crate::store::{EventStore, ExpectedVersion, NewEvent, SnapshotStore, StoreError, StoredEvent};
+use crate::store::{EventStore, ExpectedVersion, NewEvent, SnapshotStore, StoreError, StreamEvent};
 
 mod snapshots;
 pub use snapshots::{NoSnapshots, SnapshotPolicy, Snapshotting};
@@ -248,10 +248,13 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
                 Some((state, version)) => (state, version),
                 None => (A::default(), 0),
             };
-            let stored = self.store.read_stream(A::TYPE, stream_id, base + 1).await?;
+            let stored = self
+                .store
+                .read_stream_events(A::TYPE, stream_id, base + 1)
+                .await?;
             let mut version = base;
             for event in &stored {
-                let decoded = decode_stored::<A>(event)?;
+                let decoded = decode_stream_event::<A>(stream_id, event)?;
                 apply_events(&mut state, [&decoded]);
                 version = event.stream_version;
             }
@@ -450,14 +453,15 @@ pub(crate) fn encode_event<A: Aggregate>(
     })
 }
 
-/// Decodes one stored event of `A`'s stream, with the stream context on failure.
-pub(crate) fn decode_stored<A: Aggregate>(
-    stored: &StoredEvent,
+/// Decodes one event of `A`'s stream `stream_id`, with the stream context on failure.
+fn decode_stream_event<A: Aggregate>(
+    stream_id: &str,
+    stored: &StreamEvent,
 ) -> Result<A::Event, CommandError<A::Error>> {
     A::Event::decode(&stored.event_type, stored.event_version, &stored.payload).map_err(|source| {
         CommandError::Decode {
-            stream_type: stored.stream_type.clone(),
-            stream_id: stored.stream_id.clone(),
+            stream_type: A::TYPE.to_owned(),
+            stream_id: stream_id.to_owned(),
             stream_version: stored.stream_version,
             global_position: stored.global_position,
             source,

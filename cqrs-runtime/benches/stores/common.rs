@@ -5,9 +5,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::Criterion;
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::store::NewEvent;
+use criterion::Criterion;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
@@ -45,7 +45,10 @@ pub struct Counter {
 impl Counter {
     #[command(any)]
     fn add(&self, cmd: Add) -> Result<Added, Never> {
-        Ok(Added { by: cmd.by, total: self.total + cmd.by })
+        Ok(Added {
+            by: cmd.by,
+            total: self.total + cmd.by,
+        })
     }
 
     #[apply]
@@ -57,11 +60,12 @@ impl Counter {
 
 /// What the floor does per row of a load: decode the typed event, apply it.
 pub fn floor_apply(state: &mut Counter, event_type: &str, event_version: i64, payload: &str) {
-    if event_type == "counter_added" && event_version == 1 {
-        if let Ok(e) = serde_json::from_str::<Added>(payload) {
-            state.total = e.total;
-            state.events += 1;
-        }
+    if event_type == "counter_added"
+        && event_version == 1
+        && let Ok(e) = serde_json::from_str::<Added>(payload)
+    {
+        state.total = e.total;
+        state.events += 1;
     }
 }
 
@@ -70,7 +74,10 @@ pub fn new_events(n: usize, total: u64) -> Vec<NewEvent> {
     let metadata = Metadata::new();
     (0..n as u64)
         .map(|i| {
-            let e = Added { by: 1, total: total + i + 1 };
+            let e = Added {
+                by: 1,
+                total: total + i + 1,
+            };
             let payload = serde_json::to_vec(&e).unwrap_or_default();
             NewEvent::new("counter_added", 1, payload, metadata.clone())
         })
@@ -154,7 +161,9 @@ pub fn fill_stream<A: Appender>(rt: &Runtime, appender: &A, stream: &str) {
     rt.block_on(async {
         for chunk in 0..LOAD_EVENTS / 100 {
             let events = new_events(100, chunk * 100);
-            appender.append(stream.to_owned(), chunk * 100, events).await;
+            appender
+                .append(stream.to_owned(), chunk * 100, events)
+                .await;
         }
     });
 }

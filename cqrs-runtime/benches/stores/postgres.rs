@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
-use criterion::Criterion;
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::store::{NewEvent, PostgresConfig, PostgresEventStore};
+use criterion::Criterion;
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
@@ -86,8 +86,8 @@ impl Appender for Floor {
             .execute(
                 insert,
                 &[
-                    &"counter", &stream, &expected, &ids, &types, &versions, &payloads,
-                    &metadata, &recorded,
+                    &"counter", &stream, &expected, &ids, &types, &versions, &payloads, &metadata,
+                    &recorded,
                 ],
             )
             .await
@@ -98,7 +98,10 @@ impl Appender for Floor {
 pub fn benches(c: &mut Criterion) {
     let rt = Runtime::new().expect("runtime");
     let Ok(admin) = rt.block_on(client()) else {
-        println!("skipping the PostgreSQL benchmarks: cannot connect to {}", url());
+        println!(
+            "skipping the PostgreSQL benchmarks: cannot connect to {}",
+            url()
+        );
         return;
     };
     let tag = Uuid::now_v7().simple().to_string();

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use criterion::Criterion;
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::store::{NewEvent, SqliteEventStore};
+use criterion::Criterion;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::runtime::Runtime;
 
@@ -31,7 +31,8 @@ impl Floor {
         let conn = Connection::open(path).expect("open");
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
             .expect("wal");
-        conn.pragma_update(None, "synchronous", "FULL").expect("sync");
+        conn.pragma_update(None, "synchronous", "FULL")
+            .expect("sync");
         Self(Arc::new(Mutex::new(conn)))
     }
 }
@@ -79,8 +80,11 @@ fn floor_load(conn: &Connection, stream: &str) -> Counter {
         .expect("prepare");
     let mut rows = query.query(params!["counter", stream]).expect("query");
     while let Ok(Some(row)) = rows.next() {
-        let (t, v, p): (String, i64, String) =
-            (row.get(0).expect("t"), row.get(1).expect("v"), row.get(2).expect("p"));
+        let (t, v, p): (String, i64, String) = (
+            row.get(0).expect("t"),
+            row.get(1).expect("v"),
+            row.get(2).expect("p"),
+        );
         common::floor_apply(&mut state, &t, v, &p);
     }
     state
@@ -111,6 +115,12 @@ pub fn benches(c: &mut Criterion) {
         b.iter(|| {
             let loaded = rt.block_on(repo.load(&"load-1".to_owned())).expect("load");
             assert_eq!(loaded.state.events, LOAD_EVENTS);
+        })
+    });
+    group.bench_function("ours-read-only", |b| {
+        b.iter(|| {
+            let read = rt.block_on(ours.read_stream_events("counter", "load-1", 1));
+            assert_eq!(read.map(|r| r.len() as u64).ok(), Some(LOAD_EVENTS));
         })
     });
     group.bench_function("floor", |b| {

@@ -165,6 +165,33 @@ pub struct StoredEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// What loading an aggregate needs of a stored event: no metadata, id or time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    /// The position in the global log.
+    pub global_position: u64,
+    /// The version within the stream, starting at 1.
+    pub stream_version: u64,
+    /// The wire name.
+    pub event_type: String,
+    /// The version of the payload's shape.
+    pub event_version: u32,
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+}
+
+impl From<StoredEvent> for StreamEvent {
+    fn from(e: StoredEvent) -> Self {
+        Self {
+            global_position: e.global_position,
+            stream_version: e.stream_version,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            payload: e.payload,
+        }
+    }
+}
+
 /// The result of a successful append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendOutcome {
@@ -251,6 +278,22 @@ pub trait EventStore: Send + Sync + 'static {
         from_version: u64,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
+    /// [`EventStore::read_stream`] without metadata, ids and times: what an aggregate load
+    /// needs. SQL stores override it to read and decode fewer columns.
+    fn read_stream_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<StreamEvent>, StoreError>> + Send {
+        async move {
+            let events = self
+                .read_stream(stream_type, stream_id, from_version)
+                .await?;
+            Ok(events.into_iter().map(StreamEvent::from).collect())
+        }
+    }
+
     /// Reads at most `limit` events of the global log after `after_position` (exclusive), in
     /// global order. Positions increase but may skip numbers (PostgreSQL consumes identity
     /// values in refused appends). On a store whose positions can commit out of order
@@ -310,6 +353,15 @@ impl<S: EventStore> EventStore for Arc<S> {
         S::read_stream(self, stream_type, stream_id, from_version)
     }
 
+    fn read_stream_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<StreamEvent>, StoreError>> + Send {
+        S::read_stream_events(self, stream_type, stream_id, from_version)
+    }
+
     fn read_all(
         &self,
         after_position: u64,
@@ -349,6 +401,15 @@ impl<S: EventStore> EventStore for &'static S {
         from_version: u64,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
         S::read_stream(self, stream_type, stream_id, from_version)
+    }
+
+    fn read_stream_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<StreamEvent>, StoreError>> + Send {
+        S::read_stream_events(self, stream_type, stream_id, from_version)
     }
 
     fn read_all(

@@ -12,6 +12,7 @@ use crate::envelope::Metadata;
 use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
 use crate::store::{
     AppendOutcome, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent,
+    StreamEvent,
 };
 
 /// How often an append re-runs after losing a race it may still win (an any-version append
@@ -193,6 +194,37 @@ impl EventStore for PostgresEventStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    async fn read_stream_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        let conn = self.conn().await?;
+        let from = to_i64(from_version.max(1), "version")?;
+        let rows = conn
+            .client
+            .query(
+                &conn.st.read_stream_events,
+                &[&stream_type, &stream_id, &from],
+            )
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                let event_version: i32 = row.try_get(3).map_err(e)?;
+                let payload: String = row.try_get(4).map_err(e)?;
+                Ok(StreamEvent {
+                    global_position: to_u64(row.try_get(0).map_err(e)?, "position")?,
+                    stream_version: to_u64(row.try_get(1).map_err(e)?, "version")?,
+                    event_type: row.try_get(2).map_err(e)?,
+                    event_version: u32::try_from(event_version).map_err(e)?,
+                    payload: payload.into_bytes(),
+                })
+            })
+            .collect()
+    }
+
     async fn read_all(
         &self,
         after_position: u64,
@@ -264,9 +296,6 @@ fn outcome(rows: Vec<Row>) -> Result<AppendOutcome, StoreError> {
 
 /// One row of `COLUMNS` → a stored event.
 fn row_to_event(row: &Row) -> Result<StoredEvent, StoreError> {
-    fn e(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-        StoreError::backend(error)
-    }
     let metadata: String = row.try_get(8).map_err(e)?;
     let metadata: Metadata = serde_json::from_str(&metadata).map_err(e)?;
     let payload: String = row.try_get(7).map_err(e)?;
@@ -283,4 +312,9 @@ fn row_to_event(row: &Row) -> Result<StoredEvent, StoreError> {
         metadata,
         recorded_at: row.try_get(9).map_err(e)?,
     })
+}
+
+/// Any driver error as a backend error (a generic fn, so it fits every `map_err`).
+fn e(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend(error)
 }

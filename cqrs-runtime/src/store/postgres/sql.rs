@@ -62,6 +62,7 @@ pub(super) struct Texts {
     pub(super) head: String,
     pub(super) slots: String,
     pub(super) read_stream: String,
+    pub(super) read_stream_events: String,
     pub(super) read_all: String,
     pub(super) read_after: String,
     pub(super) head_position: String,
@@ -108,6 +109,11 @@ impl Texts {
             ),
             read_stream: format!(
                 "SELECT {COLUMNS} FROM {events} WHERE stream_type = $1 AND stream_id = $2 \
+                 AND stream_version >= $3 ORDER BY stream_version"
+            ),
+            read_stream_events: format!(
+                "SELECT global_position, stream_version, event_type, event_version, payload::text \
+                 FROM {events} WHERE stream_type = $1 AND stream_id = $2 \
                  AND stream_version >= $3 ORDER BY stream_version"
             ),
             read_all: format!(

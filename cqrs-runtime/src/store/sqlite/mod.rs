@@ -35,7 +35,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::names::TableNames;
-use super::{AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use super::{
+    AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
+};
 pub use extras::SqliteLease;
 use sql::Sql;
 
@@ -243,6 +245,19 @@ impl EventStore for SqliteEventStore {
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
         self.read(move |conn, sql| sql.read_stream(conn, &stream_type, &stream_id, from_version))
             .await
+    }
+
+    async fn read_stream_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        self.read(move |conn, sql| {
+            sql.read_stream_events(conn, &stream_type, &stream_id, from_version)
+        })
+        .await
     }
 
     async fn read_all(

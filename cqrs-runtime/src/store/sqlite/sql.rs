@@ -10,7 +10,9 @@ use uuid::Uuid;
 use crate::envelope::Metadata;
 use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
 use crate::store::names::TableNames;
-use crate::store::{AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::store::{
+    AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
+};
 
 /// The schema versions, applied in order, each once.
 fn migrations(t: &TableNames) -> Vec<String> {
@@ -57,6 +59,7 @@ pub(super) struct Sql {
     head: String,
     slot: String,
     read_stream: String,
+    read_stream_events: String,
     read_all: String,
     head_position: String,
     pub(super) load_checkpoint: String,
@@ -86,6 +89,11 @@ impl Sql {
             ),
             read_stream: format!(
                 "SELECT {COLUMNS} FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 \
+                 AND stream_version >= ?3 ORDER BY stream_version"
+            ),
+            read_stream_events: format!(
+                "SELECT global_position, stream_version, event_type, event_version, payload \
+                 FROM {events} WHERE stream_type = ?1 AND stream_id = ?2 \
                  AND stream_version >= ?3 ORDER BY stream_version"
             ),
             read_all: format!(
@@ -305,6 +313,42 @@ impl Sql {
             .map_err(StoreError::backend)?;
         rows.map(|r| r.map_err(StoreError::backend).and_then(stored_event))
             .collect()
+    }
+
+    pub(super) fn read_stream_events(
+        &self,
+        conn: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        let from = to_i64(from_version.max(1), "version")?;
+        let mut query = conn
+            .prepare_cached(&self.read_stream_events)
+            .map_err(StoreError::backend)?;
+        let rows = query
+            .query_map(params![stream_type, stream_id, from], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(StoreError::backend)?;
+        rows.map(|row| {
+            let (position, version, event_type, event_version, payload) =
+                row.map_err(StoreError::backend)?;
+            Ok(StreamEvent {
+                global_position: to_u64(position, "position")?,
+                stream_version: to_u64(version, "version")?,
+                event_type,
+                event_version: u32::try_from(event_version).map_err(StoreError::backend)?,
+                payload: payload.into_bytes(),
+            })
+        })
+        .collect()
     }
 
     pub(super) fn read_all(
