@@ -130,6 +130,44 @@ pub fn run_appends<A: Appender>(
     })
 }
 
+/// `CQRS_BENCH_ALTERNATE=rounds`: instead of criterion's sequential cells, time ours and the
+/// floor alternately, `rounds` times each, so that a load that drifts during the run (other
+/// processes on the machine) hits both alike. Prints medians and the ratio.
+pub fn alternate_rounds() -> Option<usize> {
+    std::env::var("CQRS_BENCH_ALTERNATE").ok()?.parse().ok()
+}
+
+/// Times `ours` and `floor` alternately and prints the medians and floor/ours.
+pub fn alternate(
+    name: &str,
+    rounds: usize,
+    mut ours: impl FnMut() -> Duration,
+    mut floor: impl FnMut() -> Duration,
+) {
+    let (mut a, mut f) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        a.push(ours());
+        f.push(floor());
+    }
+    a.sort();
+    f.sort();
+    let (a, f) = (a[rounds / 2], f[rounds / 2]);
+    println!(
+        "ALTERNATE {name}: ours {a:.2?}, floor {f:.2?}, throughput ours/floor {:.2}",
+        f.as_secs_f64() / a.as_secs_f64()
+    );
+}
+
+/// Runs `f` once and times it.
+pub fn timed(f: &dyn Fn()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+/// The command count per append cell in alternate mode.
+pub const COMMANDS: u64 = 20_000;
+
 /// The append matrix for one backend: `ours` and `floor` (each built for a task count).
 pub fn append_matrix<A: Appender, F: Appender>(
     c: &mut Criterion,
@@ -141,8 +179,17 @@ pub fn append_matrix<A: Appender, F: Appender>(
     for per_command in [1_usize, 10] {
         for tasks in [1_u64, 8] {
             let name = format!("{backend}/append/{per_command}ev/{tasks}task");
-            let mut group = c.benchmark_group(name);
             let (a, f) = (ours(tasks), floor(tasks));
+            if let Some(rounds) = alternate_rounds() {
+                alternate(
+                    &format!("{name} ({COMMANDS} commands)"),
+                    rounds,
+                    || run_appends(rt, &a, COMMANDS, tasks, per_command),
+                    || run_appends(rt, &f, COMMANDS, tasks, per_command),
+                );
+                continue;
+            }
+            let mut group = c.benchmark_group(name);
             group.bench_function("ours", |b| {
                 b.iter_custom(|n| run_appends(rt, &a, n, tasks, per_command))
             });

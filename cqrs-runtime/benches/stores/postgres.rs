@@ -131,27 +131,37 @@ pub fn benches(c: &mut Criterion) {
              WHERE stream_type = $1 AND stream_id = $2 ORDER BY stream_version"
         )))
         .expect("prepare");
+    let load_ours = || {
+        let loaded = rt.block_on(repo.load(&"load-1".to_owned())).expect("load");
+        assert_eq!(loaded.state.events, LOAD_EVENTS);
+    };
+    let load_floor = || {
+        let rows = rt
+            .block_on(admin.query(&select, &[&"counter", &"load-1"]))
+            .expect("query");
+        let mut state = Counter::default();
+        for row in &rows {
+            let (t, v, p): (&str, i32, &str) = (row.get(0), row.get(1), row.get(2));
+            common::floor_apply(&mut state, t, i64::from(v), p);
+        }
+        assert_eq!(state.events, LOAD_EVENTS);
+    };
+    let cleanup = || {
+        let drop = format!("DROP SCHEMA {ours_schema} CASCADE; DROP SCHEMA {floor_schema} CASCADE");
+        let _ = rt.block_on(admin.batch_execute(&drop));
+    };
+    if let Some(rounds) = common::alternate_rounds() {
+        common::alternate(
+            &format!("postgres/load/{LOAD_EVENTS}ev"),
+            rounds * 10,
+            || common::timed(&load_ours),
+            || common::timed(&load_floor),
+        );
+        return cleanup();
+    }
     let mut group = c.benchmark_group(format!("postgres/load/{LOAD_EVENTS}ev"));
-    group.bench_function("ours", |b| {
-        b.iter(|| {
-            let loaded = rt.block_on(repo.load(&"load-1".to_owned())).expect("load");
-            assert_eq!(loaded.state.events, LOAD_EVENTS);
-        })
-    });
-    group.bench_function("floor", |b| {
-        b.iter(|| {
-            let rows = rt
-                .block_on(admin.query(&select, &[&"counter", &"load-1"]))
-                .expect("query");
-            let mut state = Counter::default();
-            for row in &rows {
-                let (t, v, p): (&str, i32, &str) = (row.get(0), row.get(1), row.get(2));
-                common::floor_apply(&mut state, t, i64::from(v), p);
-            }
-            assert_eq!(state.events, LOAD_EVENTS);
-        })
-    });
+    group.bench_function("ours", |b| b.iter(load_ours));
+    group.bench_function("floor", |b| b.iter(load_floor));
     group.finish();
-    let drop = format!("DROP SCHEMA {ours_schema} CASCADE; DROP SCHEMA {floor_schema} CASCADE");
-    let _ = rt.block_on(admin.batch_execute(&drop));
+    cleanup();
 }

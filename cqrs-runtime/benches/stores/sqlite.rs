@@ -110,33 +110,41 @@ pub fn benches(c: &mut Criterion) {
     let reader = Arc::new(Mutex::new(
         Connection::open(dir.join("ours.sqlite")).expect("reader"),
     ));
+    let load_ours = || {
+        let loaded = rt.block_on(repo.load(&"load-1".to_owned())).expect("load");
+        assert_eq!(loaded.state.events, LOAD_EVENTS);
+    };
+    let load_floor = || {
+        // Same hop to the blocking pool as the store, so both pay it.
+        let reader = Arc::clone(&reader);
+        let state = rt.block_on(async {
+            tokio::task::spawn_blocking(move || floor_load(&reader.lock().expect("lock"), "load-1"))
+                .await
+                .expect("join")
+        });
+        assert_eq!(state.events, LOAD_EVENTS);
+    };
+    let cleanup = || {
+        let _ = std::fs::remove_dir_all(&dir);
+    };
+    if let Some(rounds) = common::alternate_rounds() {
+        common::alternate(
+            &format!("sqlite/load/{LOAD_EVENTS}ev"),
+            rounds * 10,
+            || common::timed(&load_ours),
+            || common::timed(&load_floor),
+        );
+        return cleanup();
+    }
     let mut group = c.benchmark_group(format!("sqlite/load/{LOAD_EVENTS}ev"));
-    group.bench_function("ours", |b| {
-        b.iter(|| {
-            let loaded = rt.block_on(repo.load(&"load-1".to_owned())).expect("load");
-            assert_eq!(loaded.state.events, LOAD_EVENTS);
-        })
-    });
+    group.bench_function("ours", |b| b.iter(load_ours));
     group.bench_function("ours-read-only", |b| {
         b.iter(|| {
             let read = rt.block_on(ours.read_stream_events("counter", "load-1", 1));
             assert_eq!(read.map(|r| r.len() as u64).ok(), Some(LOAD_EVENTS));
         })
     });
-    group.bench_function("floor", |b| {
-        b.iter(|| {
-            // Same hop to the blocking pool as the store, so both pay it.
-            let reader = Arc::clone(&reader);
-            let state = rt.block_on(async {
-                tokio::task::spawn_blocking(move || {
-                    floor_load(&reader.lock().expect("lock"), "load-1")
-                })
-                .await
-                .expect("join")
-            });
-            assert_eq!(state.events, LOAD_EVENTS);
-        })
-    });
+    group.bench_function("floor", |b| b.iter(load_floor));
     group.finish();
-    let _ = std::fs::remove_dir_all(&dir);
+    cleanup();
 }

@@ -15,7 +15,6 @@ pub use checkpoint::{
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -23,6 +22,7 @@ use uuid::Uuid;
 use crate::envelope::Metadata;
 use crate::event::EncodedEvent;
 
+mod forward;
 mod idempotency;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -330,105 +330,5 @@ pub trait EventStore: Send + Sync + 'static {
                 })
                 .collect())
         }
-    }
-}
-
-impl<S: EventStore> EventStore for Arc<S> {
-    fn append(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
-        S::append(self, stream_type, stream_id, expected, events)
-    }
-
-    fn read_stream(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        from_version: u64,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        S::read_stream(self, stream_type, stream_id, from_version)
-    }
-
-    fn read_stream_events(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        from_version: u64,
-    ) -> impl Future<Output = Result<Vec<StreamEvent>, StoreError>> + Send {
-        S::read_stream_events(self, stream_type, stream_id, from_version)
-    }
-
-    fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        S::read_all(self, after_position, limit)
-    }
-
-    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        S::head_position(self)
-    }
-
-    fn read_after(
-        &self,
-        cursor: Cursor,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<(Cursor, StoredEvent)>, StoreError>> + Send {
-        S::read_after(self, cursor, limit)
-    }
-}
-
-impl<S: EventStore> EventStore for &'static S {
-    fn append(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
-        S::append(self, stream_type, stream_id, expected, events)
-    }
-
-    fn read_stream(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        from_version: u64,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        S::read_stream(self, stream_type, stream_id, from_version)
-    }
-
-    fn read_stream_events(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        from_version: u64,
-    ) -> impl Future<Output = Result<Vec<StreamEvent>, StoreError>> + Send {
-        S::read_stream_events(self, stream_type, stream_id, from_version)
-    }
-
-    fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        S::read_all(self, after_position, limit)
-    }
-
-    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        S::head_position(self)
-    }
-
-    fn read_after(
-        &self,
-        cursor: Cursor,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<(Cursor, StoredEvent)>, StoreError>> + Send {
-        S::read_after(self, cursor, limit)
     }
 }

@@ -7,6 +7,7 @@ mod backends;
 mod concurrency;
 mod snapshots;
 mod suite;
+mod tables;
 
 use std::future::Future;
 use std::time::Duration;
@@ -104,6 +105,7 @@ macro_rules! conformance {
 use concurrency::*;
 use snapshots::*;
 use suite::*;
+use tables::*;
 
 conformance!(memory, super::backends::Memory);
 #[cfg(feature = "sqlite")]

@@ -25,6 +25,7 @@
 //! ```
 
 mod extras;
+mod schema;
 mod sql;
 
 use std::fmt;
