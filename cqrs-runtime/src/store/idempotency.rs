@@ -62,6 +62,7 @@ pub(crate) fn clashing_id<'a>(
 }
 
 /// The id that appears twice within `events`, if any (no store access needed).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn duplicate_in_batch(events: &[NewEvent]) -> Option<Uuid> {
     let mut batch_ids = HashSet::with_capacity(events.len());
     events

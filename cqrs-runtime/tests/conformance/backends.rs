@@ -1,6 +1,5 @@
 //! The stores under test.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cqrs_runtime::store::{
@@ -78,6 +77,7 @@ pub use sqlite::Sqlite;
 mod sqlite {
     use super::*;
     use cqrs_runtime::store::SqliteEventStore;
+    use std::path::PathBuf;
 
     pub struct Sqlite {
         dir: PathBuf,
