@@ -1,8 +1,11 @@
 //! The SQLite store: the embedded default. One file, WAL mode, zero setup.
 //!
-//! - One writer connection serializes appends inside the process, and every append runs in a
-//!   `BEGIN IMMEDIATE` transaction, so several processes may share the file (SQLite's own
-//!   write lock, waited for up to the busy timeout).
+//! - One writer connection serializes appends inside the process, in `BEGIN IMMEDIATE`
+//!   transactions, so several processes may share the file (SQLite's own write lock, waited
+//!   for up to the busy timeout).
+//! - Group commit: appends that arrive while the writer is busy are committed together, in
+//!   one transaction and one disk sync, each inside its own savepoint (a refused append rolls
+//!   back only its own rows, and every append keeps its own outcome).
 //! - Readers use their own connections (WAL: readers never block the writer).
 //! - Commits are serialized, so global positions become visible in order and the default
 //!   [`EventStore::read_after`] (with `tx = 0`) is exact.
@@ -40,7 +43,7 @@ use super::{
     AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
 };
 pub use extras::SqliteLease;
-use sql::Sql;
+use sql::{Request, Sql};
 
 /// How hard SQLite pushes each commit to disk (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,6 +107,7 @@ impl SqliteConfig {
             Ok(SqliteEventStore {
                 inner: Arc::new(Inner {
                     writer: Mutex::new(writer),
+                    queue: Mutex::new(Vec::new()),
                     readers: Mutex::new(Vec::new()),
                     sql,
                     config: self,
@@ -125,6 +129,8 @@ pub struct SqliteEventStore {
 
 struct Inner {
     writer: Mutex<Connection>,
+    /// Appends waiting for the writer; whoever holds the writer next commits them together.
+    queue: Mutex<Vec<Request>>,
     readers: Mutex<Vec<Connection>>,
     sql: Sql,
     config: SqliteConfig,
@@ -232,9 +238,34 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
-        self.write(move |conn, sql| sql.append(conn, &stream_type, &stream_id, expected, &events))
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let request = Request {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            expected,
+            events,
+            reply,
+        };
+        self.inner
+            .queue
+            .lock()
+            .map_err(|_| poisoned())?
+            .push(request);
+        // Group commit: this drain, or one that takes the writer earlier, commits the
+        // request together with every other queued append.
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
+            let group = std::mem::take(&mut *inner.queue.lock().map_err(|_| poisoned())?);
+            if !group.is_empty() {
+                inner.sql.append_group(&mut conn, group);
+            }
+            Ok(())
+        })
+        .await?;
+        outcome
             .await
+            .map_err(|_| StoreError::backend("the SQLite writer dropped an append"))?
     }
 
     async fn read_stream(

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::DateTime;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::envelope::Metadata;
@@ -13,6 +14,23 @@ use crate::store::names::TableNames;
 use crate::store::{
     AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
 };
+
+/// An append waiting for the writer.
+pub(super) struct Request {
+    pub(super) stream_type: String,
+    pub(super) stream_id: String,
+    pub(super) expected: ExpectedVersion,
+    pub(super) events: Vec<NewEvent>,
+    pub(super) reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+fn fail_all(group: Vec<Request>, error: &rusqlite::Error) {
+    for request in group {
+        let _ = request
+            .reply
+            .send(Err(StoreError::backend(error.to_string())));
+    }
+}
 
 const COLUMNS: &str = "global_position, stream_type, stream_id, stream_version, event_id, \
     event_type, event_version, payload, metadata, recorded_at";
@@ -89,31 +107,47 @@ impl Sql {
         }
     }
 
-    pub(super) fn append(
-        &self,
-        conn: &mut Connection,
-        stream_type: &str,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<AppendOutcome, StoreError> {
-        if let Some(event_id) = duplicate_in_batch(events) {
+    /// Runs a group of queued appends in one `BEGIN IMMEDIATE` transaction (group commit:
+    /// one disk sync for all of them), each inside its own savepoint, so that a refused
+    /// append rolls back only its own rows. Every request gets its reply.
+    pub(super) fn append_group(&self, conn: &mut Connection, group: Vec<Request>) {
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(group, &e),
+        };
+        let results: Vec<_> = group.iter().map(|r| self.append_one(&tx, r)).collect();
+        match tx.commit() {
+            Ok(()) => {
+                for (request, result) in group.into_iter().zip(results) {
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(e) => fail_all(group, &e),
+        }
+    }
+
+    /// One append of a group, inside the group's transaction.
+    fn append_one(&self, tx: &Connection, r: &Request) -> Result<AppendOutcome, StoreError> {
+        let (stream_type, stream_id) = (r.stream_type.as_str(), r.stream_id.as_str());
+        if let Some(event_id) = duplicate_in_batch(&r.events) {
             return Err(StoreError::DuplicateEventId { event_id });
         }
-        // Another process may win a race between a refused insert and its classification.
-        for _ in 0..32 {
-            if let Some(outcome) =
-                self.try_append(conn, stream_type, stream_id, expected, events)?
-            {
-                return Ok(outcome);
-            }
-            if let Some(outcome) = self.refused(conn, stream_type, stream_id, expected, events)? {
-                return Ok(outcome);
-            }
+        tx.execute_batch("SAVEPOINT cqrs_append")
+            .map_err(StoreError::backend)?;
+        let stored = self.try_append(tx, stream_type, stream_id, r.expected, &r.events);
+        if let Ok(Some(outcome)) = stored {
+            tx.execute_batch("RELEASE cqrs_append")
+                .map_err(StoreError::backend)?;
+            return Ok(outcome);
         }
-        Err(StoreError::backend(format!(
-            "append to {stream_type}/{stream_id} lost 32 races in a row"
-        )))
+        tx.execute_batch("ROLLBACK TO cqrs_append; RELEASE cqrs_append")
+            .map_err(StoreError::backend)?;
+        stored?;
+        // Under the write lock nothing can change between the refusal and this look.
+        self.refused(tx, stream_type, stream_id, r.expected, &r.events)?
+            .ok_or_else(|| {
+                StoreError::backend("append refused, but neither a clash nor a conflict")
+            })
     }
 
     fn head(
@@ -129,54 +163,46 @@ impl Sql {
         to_u64(head, "stream version")
     }
 
-    /// Stores the batch in one `BEGIN IMMEDIATE` transaction; `None` (rolled back) when the
-    /// version does not match or an id is already stored.
+    /// Stores the batch; `None` when the version does not match or an id is already stored
+    /// (the caller rolls back to its savepoint).
     fn try_append(
         &self,
-        conn: &mut Connection,
+        tx: &Connection,
         stream_type: &str,
         stream_id: &str,
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Option<AppendOutcome>, StoreError> {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::backend)?;
-        let actual = self.head(&tx, stream_type, stream_id)?;
+        let actual = self.head(tx, stream_type, stream_id)?;
         if !expected.matches(actual) {
             return Ok(None);
         }
         let mut positions = Vec::with_capacity(events.len());
-        {
-            let mut insert = tx
-                .prepare_cached(&self.insert)
-                .map_err(StoreError::backend)?;
-            for (version, event) in (actual + 1..).zip(events) {
-                let payload = std::str::from_utf8(&event.payload).map_err(StoreError::backend)?;
-                let metadata =
-                    serde_json::to_string(&event.metadata).map_err(StoreError::backend)?;
-                let inserted = insert.execute(params![
-                    stream_type,
-                    stream_id,
-                    to_i64(version, "stream version")?,
-                    event.event_id.as_bytes().as_slice(),
-                    event.event_type.as_ref(),
-                    event.event_version,
-                    payload,
-                    metadata,
-                    event.recorded_at.timestamp_micros(),
-                ]);
-                match inserted {
-                    Ok(_) => positions.push(to_u64(tx.last_insert_rowid(), "position")?),
-                    // Dropping the transaction rolls back the rows inserted so far.
-                    Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-                        return Ok(None);
-                    }
-                    Err(e) => return Err(StoreError::backend(e)),
+        let mut insert = tx
+            .prepare_cached(&self.insert)
+            .map_err(StoreError::backend)?;
+        for (version, event) in (actual + 1..).zip(events) {
+            let payload = std::str::from_utf8(&event.payload).map_err(StoreError::backend)?;
+            let metadata = serde_json::to_string(&event.metadata).map_err(StoreError::backend)?;
+            let inserted = insert.execute(params![
+                stream_type,
+                stream_id,
+                to_i64(version, "stream version")?,
+                event.event_id.as_bytes().as_slice(),
+                event.event_type.as_ref(),
+                event.event_version,
+                payload,
+                metadata,
+                event.recorded_at.timestamp_micros(),
+            ]);
+            match inserted {
+                Ok(_) => positions.push(to_u64(tx.last_insert_rowid(), "position")?),
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    return Ok(None);
                 }
+                Err(e) => return Err(StoreError::backend(e)),
             }
         }
-        tx.commit().map_err(StoreError::backend)?;
         Ok(Some(AppendOutcome {
             stream_version: actual + events.len() as u64,
             positions,
