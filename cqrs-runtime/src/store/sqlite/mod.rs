@@ -30,9 +30,11 @@
 mod extras;
 mod schema;
 mod sql;
+mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +46,7 @@ use super::{
 };
 pub use extras::SqliteLease;
 use sql::{Request, Sql};
+use writer::Job;
 
 /// How hard SQLite pushes each commit to disk (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,13 +104,13 @@ impl SqliteConfig {
     /// Opens the file, creating it and migrating its schema to the current version.
     pub async fn open(self) -> Result<SqliteEventStore, StoreError> {
         blocking(move || {
-            let sql = Sql::new(&self.tables);
-            let mut writer = connect(&self)?;
-            sql.migrate(&mut writer)?;
+            let sql = Arc::new(Sql::new(&self.tables));
+            let mut conn = connect(&self)?;
+            sql.migrate(&mut conn)?;
+            let writer = writer::start(conn, Arc::clone(&sql))?;
             Ok(SqliteEventStore {
                 inner: Arc::new(Inner {
-                    writer: Mutex::new(writer),
-                    queue: Mutex::new(Vec::new()),
+                    writer,
                     readers: Mutex::new(Vec::new()),
                     sql,
                     config: self,
@@ -128,11 +131,10 @@ pub struct SqliteEventStore {
 }
 
 struct Inner {
-    writer: Mutex<Connection>,
-    /// Appends waiting for the writer; whoever holds the writer next commits them together.
-    queue: Mutex<Vec<Request>>,
+    /// The writer thread's inbox.
+    writer: Sender<Job>,
     readers: Mutex<Vec<Connection>>,
-    sql: Sql,
+    sql: Arc<Sql>,
     config: SqliteConfig,
 }
 
@@ -156,17 +158,18 @@ impl SqliteEventStore {
         &self.inner.config.path
     }
 
-    /// Runs `f` on the writer connection, on the blocking pool.
+    /// Runs `f` on the writer thread.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection, &Sql) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
-            f(&mut conn, &inner.sql)
-        })
-        .await
+        writer::call(&self.inner.writer, f).await
+    }
+
+    /// Queues one append for the writer thread's next group.
+    fn queue_append(&self, request: Request) -> Result<(), StoreError> {
+        let job = Job::Append(request);
+        self.inner.writer.send(job).map_err(|_| writer::stopped())
     }
 
     /// Runs `f` on a reader connection, on the blocking pool.
@@ -246,26 +249,9 @@ impl EventStore for SqliteEventStore {
             events,
             reply,
         };
-        self.inner
-            .queue
-            .lock()
-            .map_err(|_| poisoned())?
-            .push(request);
-        // Group commit: this drain, or one that takes the writer earlier, commits the
-        // request together with every other queued append.
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let mut conn = inner.writer.lock().map_err(|_| poisoned())?;
-            let group = std::mem::take(&mut *inner.queue.lock().map_err(|_| poisoned())?);
-            if !group.is_empty() {
-                inner.sql.append_group(&mut conn, group);
-            }
-            Ok(())
-        })
-        .await?;
-        outcome
-            .await
-            .map_err(|_| StoreError::backend("the SQLite writer dropped an append"))?
+        // Group commit: the writer thread commits it with every other queued append.
+        self.queue_append(request)?;
+        outcome.await.map_err(|_| writer::stopped())?
     }
 
     async fn read_stream(
