@@ -24,6 +24,14 @@ pub(super) struct Request {
     pub(super) reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
+/// Runs a statement without parameters or rows through the statement cache.
+fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
+        .map_err(StoreError::backend)
+}
+
 fn fail_all(group: Vec<Request>, error: &rusqlite::Error) {
     for request in group {
         let _ = request
@@ -132,16 +140,14 @@ impl Sql {
         if let Some(event_id) = duplicate_in_batch(&r.events) {
             return Err(StoreError::DuplicateEventId { event_id });
         }
-        tx.execute_batch("SAVEPOINT cqrs_append")
-            .map_err(StoreError::backend)?;
+        run_cached(tx, "SAVEPOINT cqrs_append")?;
         let stored = self.try_append(tx, stream_type, stream_id, r.expected, &r.events);
         if let Ok(Some(outcome)) = stored {
-            tx.execute_batch("RELEASE cqrs_append")
-                .map_err(StoreError::backend)?;
+            run_cached(tx, "RELEASE cqrs_append")?;
             return Ok(outcome);
         }
-        tx.execute_batch("ROLLBACK TO cqrs_append; RELEASE cqrs_append")
-            .map_err(StoreError::backend)?;
+        run_cached(tx, "ROLLBACK TO cqrs_append")?;
+        run_cached(tx, "RELEASE cqrs_append")?;
         stored?;
         // Under the write lock nothing can change between the refusal and this look.
         self.refused(tx, stream_type, stream_id, r.expected, &r.events)?
