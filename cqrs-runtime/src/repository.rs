@@ -3,9 +3,9 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::Utc;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::aggregate::{Aggregate, Command, CreationPolicy};
@@ -13,68 +13,13 @@ use crate::envelope::{CommandMetadata, Envelope};
 use crate::error::CommandError;
 use crate::event::Decoded;
 use crate::event::{EncodedEvent, EventEnum};
-use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::schema::Shape;
+use crate::store::{EventStore, ExpectedVersion, NewEvent, SnapshotStore, StoreError, StreamEvent};
 
-/// How often a command is re-decided when it loses an optimistic-concurrency race.
-///
-/// The default makes one attempt (no retry). Between attempts the repository waits a small,
-/// jittered, exponential back-off (which needs a Tokio runtime with time enabled when the
-/// back-off is not zero).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    attempts: u32,
-    base_backoff: Duration,
-    max_backoff: Duration,
-}
-
-impl RetryPolicy {
-    /// One attempt, no retry.
-    pub const fn none() -> Self {
-        Self {
-            attempts: 1,
-            base_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(50),
-        }
-    }
-
-    /// `n` attempts in total (the first one included; 0 counts as 1), with the default
-    /// back-off: 1 ms doubling up to 50 ms, jittered.
-    pub const fn attempts(n: u32) -> Self {
-        let mut policy = Self::none();
-        policy.attempts = if n == 0 { 1 } else { n };
-        policy
-    }
-
-    /// Sets the first back-off and its cap. `Duration::ZERO` only yields to the scheduler.
-    pub const fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.base_backoff = base;
-        self.max_backoff = max;
-        self
-    }
-
-    /// The total number of attempts.
-    pub const fn max_attempts(&self) -> u32 {
-        self.attempts
-    }
-
-    /// The pause after the failed attempt number `attempt` (1-based).
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1 << attempt.saturating_sub(1).min(16));
-        let capped = exp.min(self.max_backoff).as_nanos();
-        // Jitter in [50%, 100%) from the random bits of a UUIDv7.
-        let random = uuid::Uuid::now_v7().as_u128() & 0xffff;
-        let nanos = capped / 2 + (capped / 2) * random / 0x1_0000;
-        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self::none()
-    }
-}
+mod retry;
+mod snapshots;
+pub use retry::RetryPolicy;
+pub use snapshots::{NoSnapshots, SnapshotPolicy, Snapshotting};
 
 /// An aggregate as loaded from its stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,30 +59,40 @@ where
 }
 
 /// Loads aggregates from an [`EventStore`] and executes commands against them.
-pub struct Repository<A: Aggregate, S: EventStore> {
+///
+/// `P` is the snapshot policy: [`NoSnapshots`] unless [`Repository::with_snapshots`] was
+/// called.
+pub struct Repository<A: Aggregate, S: EventStore, P: SnapshotPolicy<A> = NoSnapshots> {
     store: S,
     services: Arc<A::Services>,
     retry: RetryPolicy,
+    snapshots: P,
     _aggregate: PhantomData<fn() -> A>,
 }
 
-impl<A: Aggregate, S: EventStore + Clone> Clone for Repository<A, S> {
+impl<A: Aggregate, S: EventStore + Clone, P: SnapshotPolicy<A> + Clone> Clone
+    for Repository<A, S, P>
+{
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
             services: Arc::clone(&self.services),
             retry: self.retry,
+            snapshots: self.snapshots.clone(),
             _aggregate: PhantomData,
         }
     }
 }
 
-impl<A: Aggregate, S: EventStore + fmt::Debug> fmt::Debug for Repository<A, S> {
+impl<A: Aggregate, S: EventStore + fmt::Debug, P: SnapshotPolicy<A> + fmt::Debug> fmt::Debug
+    for Repository<A, S, P>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Repository")
             .field("aggregate", &A::TYPE)
             .field("store", &self.store)
             .field("retry", &self.retry)
+            .field("snapshots", &self.snapshots)
             .finish_non_exhaustive()
     }
 }
@@ -165,10 +120,38 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             store,
             services: Arc::new(services),
             retry: RetryPolicy::none(),
+            snapshots: NoSnapshots,
             _aggregate: PhantomData,
         }
     }
 
+    /// Takes snapshots in `snapshots` every `every` events; loads then read the snapshot and
+    /// apply only the events after it. See [`Snapshotting`] for when snapshots are written
+    /// and ignored.
+    pub fn with_snapshots<T: SnapshotStore + Clone>(
+        self,
+        snapshots: T,
+        every: u64,
+    ) -> Repository<A, S, Snapshotting<T>>
+    where
+        A: Serialize + DeserializeOwned + Shape,
+    {
+        self.with_snapshot_policy(Snapshotting::new(snapshots, every))
+    }
+
+    /// Uses a configured snapshot policy (for example `Snapshotting::new(store, 100).inline()`).
+    pub fn with_snapshot_policy<P: SnapshotPolicy<A>>(self, policy: P) -> Repository<A, S, P> {
+        Repository {
+            store: self.store,
+            services: self.services,
+            retry: self.retry,
+            snapshots: policy,
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
     /// Re-decides commands that lose an optimistic-concurrency race, per `policy`.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
@@ -185,24 +168,40 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self.services
     }
 
-    /// Loads the aggregate `id` by applying every event of its stream.
-    pub async fn load(&self, id: &A::Id) -> Result<Loaded<A>, CommandError<A::Error>> {
-        self.load_stream(&id.to_string()).await
+    /// The snapshot policy.
+    pub fn snapshots(&self) -> &P {
+        &self.snapshots
     }
 
-    async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
+    /// Loads the aggregate `id`: its snapshot if one is usable, then every later event.
+    pub async fn load(&self, id: &A::Id) -> Result<Loaded<A>, CommandError<A::Error>> {
+        Ok(self.load_stream(&id.to_string()).await?.0)
+    }
+
+    /// The loaded state, and the version of the snapshot it started from (0 for none).
+    async fn load_stream(
+        &self,
+        stream_id: &str,
+    ) -> Result<(Loaded<A>, u64), CommandError<A::Error>> {
         let span = tracing::info_span!("cqrs.load", aggregate_type = A::TYPE, id = stream_id);
         async {
-            let stored = self.store.read_stream(A::TYPE, stream_id, 1).await?;
-            let mut state = A::default();
-            let mut version = 0;
+            let (mut state, base) = match self.snapshots.load(stream_id).await {
+                Some((state, version)) => (state, version),
+                None => (A::default(), 0),
+            };
+            let stored = self
+                .store
+                .read_stream_events(A::TYPE, stream_id, base + 1)
+                .await?;
+            let mut version = base;
             for event in &stored {
                 // A split event applies several events; a retired one applies none.
-                decode_stored::<A>(event)?.for_each(|e| apply_events(&mut state, [&e]));
+                decode_stream_event::<A>(stream_id, event)?
+                    .for_each(|e| apply_events(&mut state, [&e]));
                 version = event.stream_version;
             }
-            tracing::debug!(version, "loaded");
-            Ok(Loaded { state, version })
+            tracing::debug!(version, snapshot = base, "loaded");
+            Ok((Loaded { state, version }, base))
         }
         .instrument(span)
         .await
@@ -273,7 +272,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         stream_id: &str,
         metadata: &CommandMetadata,
     ) -> Result<Attempt<A>, CommandError<A::Error>> {
-        let Loaded { mut state, version } = self.load_stream(stream_id).await?;
+        let (Loaded { mut state, version }, base) = self.load_stream(stream_id).await?;
         check_policy::<A>(A::creation_policy(&command), stream_id, version)?;
         let events = state
             .handle(command, &self.services)
@@ -289,7 +288,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
 
         let event_metadata = metadata.event_metadata();
-        let recorded_at = Utc::now();
+        let recorded_at = crate::store::now();
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
             let mut new_event =
@@ -324,6 +323,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
 
         apply_events(&mut state, &events);
+        self.snapshots
+            .committed(stream_id, &state, base, outcome.stream_version)
+            .await;
         let first_version = version + 1;
         let position = outcome.last_position();
         let envelopes = events
@@ -393,14 +395,15 @@ pub(crate) fn encode_event<A: Aggregate>(
     })
 }
 
-/// Decodes one stored event of `A`'s stream, with the stream context on failure.
-pub(crate) fn decode_stored<A: Aggregate>(
-    stored: &StoredEvent,
+/// Decodes one event of `A`'s stream `stream_id`, with the stream context on failure.
+fn decode_stream_event<A: Aggregate>(
+    stream_id: &str,
+    stored: &StreamEvent,
 ) -> Result<Decoded<A::Event>, CommandError<A::Error>> {
     A::Event::decode(&stored.event_type, stored.event_version, &stored.payload).map_err(|source| {
         CommandError::Decode {
-            stream_type: stored.stream_type.clone(),
-            stream_id: stored.stream_id.clone(),
+            stream_type: A::TYPE.to_owned(),
+            stream_id: stream_id.to_owned(),
             stream_version: stored.stream_version,
             global_position: stored.global_position,
             source,

@@ -15,14 +15,35 @@ use cqrs_runtime::store::{AppendOutcome, InMemoryLeases, NewEvent, StoreError, S
 use super::domain::*;
 
 /// Runs the whole story against `store`, writing what happens to `out`.
+#[allow(dead_code)] // the example binary calls `run_numbered`
 pub async fn run<S>(store: S, out: &mut dyn Write) -> Result<ReadModels, Box<dyn Error>>
 where
     S: EventStore + Clone,
 {
+    run_numbered(store, out, 1).await
+}
+
+/// Runs the story for the `run`-th time against a store that may hold earlier runs: run 1
+/// uses the accounts `acc-alice`, ...; run `n > 1` uses `acc-alice-run<n>`, ..., so a durable
+/// store resumes with its earlier accounts intact and the story never re-opens one.
+pub async fn run_numbered<S>(
+    store: S,
+    out: &mut dyn Write,
+    run: u64,
+) -> Result<ReadModels, Box<dyn Error>>
+where
+    S: EventStore + Clone,
+{
+    let suffix = if run <= 1 {
+        String::new()
+    } else {
+        format!("-run{run}")
+    };
+    let account = |name: &str| AccountId(format!("acc-{name}{suffix}"));
     let bank: Repository<BankAccount, S> = Repository::new(store.clone());
-    let alice = AccountId("acc-alice".into());
-    let bob = AccountId("acc-bob".into());
-    let alice_savings = AccountId("acc-alice-savings".into());
+    let alice = account("alice");
+    let bob = account("bob");
+    let alice_savings = AccountId(format!("acc-alice-savings{suffix}"));
 
     writeln!(out, "== Commands")?;
     let steps: Vec<BankAccountCommand> = vec![
@@ -103,13 +124,13 @@ where
         }
         .into(),
         OpenAccount {
-            account: AccountId("acc-carol".into()),
+            account: account("carol"),
             owner: "carol".into(),
             initial_balance: -1,
         }
         .into(),
         Deposit {
-            account: AccountId("acc-nobody".into()),
+            account: account("nobody"),
             amount: 100,
         }
         .into(),
@@ -124,7 +145,7 @@ where
 
     writeln!(
         out,
-        "== Concurrency: two tellers deposit into acc-alice at the same moment"
+        "== Concurrency: two tellers deposit into {alice} at the same moment"
     )?;
     let laggy = Laggy(store.clone());
     let no_retry: Repository<BankAccount, _> = Repository::new(laggy.clone());
@@ -164,7 +185,7 @@ where
     let alice_now = bank.load(&alice).await?;
     writeln!(
         out,
-        "  acc-alice is at version {} with balance {}",
+        "  {alice} is at version {} with balance {}",
         alice_now.version, alice_now.state.balance
     )?;
 
@@ -220,7 +241,8 @@ pub struct AllAccounts;
 /// Account details, keyed by account id.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AccountDirectory {
-    accounts: BTreeMap<String, AccountDetails>,
+    /// Every account, by stream id.
+    pub accounts: BTreeMap<String, AccountDetails>,
 }
 
 #[projection(name = "account_details", events = AccountEvent)]

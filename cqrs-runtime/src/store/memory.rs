@@ -1,12 +1,13 @@
 //! The in-memory event store, for tests and demos.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::idempotency::{Slot, classify};
 use super::{AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
 
 /// An [`EventStore`] held in memory.
@@ -42,36 +43,13 @@ impl Log {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// If every id of `events` is already stored in this stream, in order and at consecutive
-    /// versions (those the batch would occupy when `expected` is exact), the original outcome.
-    fn retried_outcome(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Option<AppendOutcome> {
-        let first = self.events.get(*self.ids.get(&events.first()?.event_id)?)?;
-        let start = match expected.exact() {
-            Some(version) if first.stream_version != version + 1 => return None,
-            _ => first.stream_version,
-        };
-        let mut positions = Vec::with_capacity(events.len());
-        let mut version = start;
-        for event in events {
-            let stored = self.events.get(*self.ids.get(&event.event_id)?)?;
-            if stored.stream_type != stream_type
-                || stored.stream_id != stream_id
-                || stored.stream_version != version
-            {
-                return None;
-            }
-            positions.push(stored.global_position);
-            version += 1;
-        }
-        Some(AppendOutcome {
-            stream_version: version - 1,
-            positions,
+    fn slot(&self, id: &Uuid) -> Option<Slot<'_>> {
+        let stored = self.events.get(*self.ids.get(id)?)?;
+        Some(Slot {
+            stream_type: &stored.stream_type,
+            stream_id: &stored.stream_id,
+            stream_version: stored.stream_version,
+            global_position: stored.global_position,
         })
     }
 
@@ -82,25 +60,11 @@ impl Log {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        if let Some(outcome) = self.retried_outcome(stream_type, stream_id, expected, &events) {
-            return Ok(outcome);
-        }
-        let mut batch_ids = HashSet::with_capacity(events.len());
-        for event in &events {
-            if self.ids.contains_key(&event.event_id) || !batch_ids.insert(event.event_id) {
-                return Err(StoreError::DuplicateEventId {
-                    event_id: event.event_id,
-                });
-            }
-        }
         let actual = self.stream(stream_type, stream_id).len() as u64;
-        if !expected.matches(actual) {
-            return Err(StoreError::Conflict {
-                stream_type: stream_type.to_owned(),
-                stream_id: stream_id.to_owned(),
-                expected,
-                actual,
-            });
+        if let Some(outcome) = classify(stream_type, stream_id, expected, &events, actual, |id| {
+            self.slot(id)
+        })? {
+            return Ok(outcome);
         }
         if events.is_empty() {
             return Ok(AppendOutcome {

@@ -15,7 +15,6 @@ pub use checkpoint::{
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -23,9 +22,32 @@ use uuid::Uuid;
 use crate::envelope::Metadata;
 use crate::event::EncodedEvent;
 
+mod forward;
+mod idempotency;
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod names;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use memory::InMemoryEventStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use names::{InvalidIdentifier, TableNames};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresEventStore, PostgresLease};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteConfig, SqliteEventStore, SqliteLease, Synchronous};
+
+/// The current time at the precision every store keeps: whole microseconds.
+///
+/// PostgreSQL's `timestamptz` holds microseconds; truncating when the event is created makes
+/// the `recorded_at` a command reports equal to the one read back from any store.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
 
 /// The version a stream must be at for an append to succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,7 +117,7 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// A new event with a fresh UUIDv7 id, recorded now.
+    /// A new event with a fresh UUIDv7 id, recorded now (see [`now`]).
     pub fn new(
         event_type: impl Into<Cow<'static, str>>,
         event_version: u32,
@@ -108,7 +130,7 @@ impl NewEvent {
             event_version,
             payload,
             metadata,
-            recorded_at: Utc::now(),
+            recorded_at: now(),
         }
     }
 
@@ -141,6 +163,33 @@ pub struct StoredEvent {
     pub metadata: Metadata,
     /// When the event was recorded.
     pub recorded_at: DateTime<Utc>,
+}
+
+/// What loading an aggregate needs of a stored event: no metadata, id or time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    /// The position in the global log.
+    pub global_position: u64,
+    /// The version within the stream, starting at 1.
+    pub stream_version: u64,
+    /// The wire name.
+    pub event_type: String,
+    /// The version of the payload's shape.
+    pub event_version: u32,
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+}
+
+impl From<StoredEvent> for StreamEvent {
+    fn from(e: StoredEvent) -> Self {
+        Self {
+            global_position: e.global_position,
+            stream_version: e.stream_version,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            payload: e.payload,
+        }
+    }
 }
 
 /// The result of a successful append.
@@ -204,7 +253,12 @@ impl StoreError {
 ///   (an empty batch is a no-op that still checks it);
 /// - treat event ids as idempotency keys: a batch whose ids are all stored, in that stream, at
 ///   exactly the versions the batch would occupy, returns the original outcome and stores
-///   nothing; any other clash is [`StoreError::DuplicateEventId`].
+///   nothing; any other clash is [`StoreError::DuplicateEventId`] (checked before the
+///   expected version, so a clashing id is reported even when the version is also wrong);
+/// - keep `recorded_at` to at least microsecond precision, and return the payload as
+///   equivalent JSON (PostgreSQL's `jsonb` normalizes whitespace and key order).
+///
+/// Every backend of this crate passes one conformance suite (`cqrs-runtime/tests/conformance`).
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `events` to the stream, atomically, if it is at the `expected` version.
     fn append(
@@ -224,8 +278,26 @@ pub trait EventStore: Send + Sync + 'static {
         from_version: u64,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
+    /// [`EventStore::read_stream`] without metadata, ids and times: what an aggregate load
+    /// needs. SQL stores override it to read and decode fewer columns.
+    fn read_stream_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<StreamEvent>, StoreError>> + Send {
+        async move {
+            let events = self
+                .read_stream(stream_type, stream_id, from_version)
+                .await?;
+            Ok(events.into_iter().map(StreamEvent::from).collect())
+        }
+    }
+
     /// Reads at most `limit` events of the global log after `after_position` (exclusive), in
-    /// global order.
+    /// global order. Positions increase but may skip numbers (PostgreSQL consumes identity
+    /// values in refused appends). On a store whose positions can commit out of order
+    /// (PostgreSQL), a reader that follows the log must use [`EventStore::read_after`].
     fn read_all(
         &self,
         after_position: u64,
@@ -258,71 +330,5 @@ pub trait EventStore: Send + Sync + 'static {
                 })
                 .collect())
         }
-    }
-}
-
-impl<S: EventStore> EventStore for Arc<S> {
-    fn append(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
-        S::append(self, stream_type, stream_id, expected, events)
-    }
-
-    fn read_stream(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        from_version: u64,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        S::read_stream(self, stream_type, stream_id, from_version)
-    }
-
-    fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        S::read_all(self, after_position, limit)
-    }
-
-    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        S::head_position(self)
-    }
-}
-
-impl<S: EventStore> EventStore for &'static S {
-    fn append(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
-        S::append(self, stream_type, stream_id, expected, events)
-    }
-
-    fn read_stream(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-        from_version: u64,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        S::read_stream(self, stream_type, stream_id, from_version)
-    }
-
-    fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        S::read_all(self, after_position, limit)
-    }
-
-    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        S::head_position(self)
     }
 }

@@ -1,0 +1,33 @@
+//! Store benchmarks, each beside a hand-written floor on the same schema and driver:
+//!
+//! - append throughput: commands of 1 and of 10 events, spread over 1,000 aggregates, by 1
+//!   task and by 8 concurrent tasks (criterion's `iter_custom`: each sample runs as many
+//!   commands as criterion asks for, so the figure is the time per command);
+//! - load of one 10,000-event aggregate (read, decode, apply).
+//!
+//! Run: `cargo bench -p cqrs-runtime --all-features --bench stores` (PostgreSQL at
+//! `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`; skipped if unreachable).
+//! Shorter: append `-- --warm-up-time 1 --measurement-time 3`.
+
+mod common;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn benches(c: &mut Criterion) {
+    #[cfg(feature = "sqlite")]
+    sqlite::benches(c);
+    #[cfg(feature = "postgres")]
+    postgres::benches(c);
+    let _ = c;
+}
+
+criterion_group! {
+    name = stores;
+    config = Criterion::default().sample_size(10);
+    targets = benches
+}
+criterion_main!(stores);

@@ -1,0 +1,293 @@
+//! The SQLite store: the embedded default. One file, WAL mode, zero setup.
+//!
+//! - One writer connection serializes appends inside the process, in `BEGIN IMMEDIATE`
+//!   transactions, so several processes may share the file (SQLite's own write lock, waited
+//!   for up to the busy timeout).
+//! - Group commit: appends that arrive while the writer is busy are committed together, in
+//!   one transaction and one disk sync, each inside its own savepoint (a refused append rolls
+//!   back only its own rows, and every append keeps its own outcome).
+//! - Readers use their own connections (WAL: readers never block the writer).
+//! - Commits are serialized, so global positions become visible in order and the default
+//!   [`EventStore::read_after`] (with `tx = 0`) is exact.
+//! - SQLite calls are blocking; each operation runs on Tokio's blocking pool.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use cqrs_runtime::store::{EventStore, ExpectedVersion, NewEvent, SqliteEventStore};
+//! use cqrs_runtime::Metadata;
+//!
+//! let dir = std::env::temp_dir().join(format!("cqrs-doc-{}", uuid::Uuid::now_v7()));
+//! std::fs::create_dir_all(&dir)?;
+//! let store = SqliteEventStore::open(dir.join("events.sqlite")).await?;
+//! let event = NewEvent::new("opened", 1, b"{}".to_vec(), Metadata::new());
+//! let outcome = store.append("account", "a-1", ExpectedVersion::NoStream, vec![event]).await?;
+//! assert_eq!(outcome.stream_version, 1);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod extras;
+mod schema;
+mod sql;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::names::TableNames;
+use super::{
+    AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
+};
+pub use extras::SqliteLease;
+use sql::{Request, Sql};
+use writer::Job;
+
+/// How hard SQLite pushes each commit to disk (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is on disk before the append returns (the default: a committed command
+    /// survives a power loss).
+    #[default]
+    Full,
+    /// WAL commits are synced at checkpoints only: never corrupt, much faster, but the last
+    /// commits may be lost on a power loss or OS crash (not on an application crash).
+    Normal,
+}
+
+/// How to open a [`SqliteEventStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    path: PathBuf,
+    tables: TableNames,
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+    max_idle_readers: usize,
+}
+
+impl SqliteConfig {
+    /// The file at `path` (created if missing), default tables, [`Synchronous::Full`], a 5 s
+    /// busy timeout.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
+            tables: TableNames::default(),
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            max_idle_readers: 4,
+        }
+    }
+
+    /// Uses these table names.
+    pub fn tables(mut self, tables: TableNames) -> Self {
+        self.tables = tables;
+        self
+    }
+
+    /// Sets the durability of commits.
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// How long a write waits for another process's write lock before failing.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens the file, creating it and migrating its schema to the current version.
+    pub async fn open(self) -> Result<SqliteEventStore, StoreError> {
+        blocking(move || {
+            let sql = Arc::new(Sql::new(&self.tables));
+            let mut conn = connect(&self)?;
+            sql.migrate(&mut conn)?;
+            let writer = writer::start(conn, Arc::clone(&sql))?;
+            Ok(SqliteEventStore {
+                inner: Arc::new(Inner {
+                    writer,
+                    readers: Mutex::new(Vec::new()),
+                    sql,
+                    config: self,
+                }),
+            })
+        })
+        .await
+    }
+}
+
+/// An [`EventStore`] (and checkpoint, snapshot and lease store) in one SQLite file.
+///
+/// Cloning is cheap; clones share the connections. Open it with [`SqliteEventStore::open`]
+/// or [`SqliteConfig::open`].
+#[derive(Clone)]
+pub struct SqliteEventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The writer thread's inbox.
+    writer: Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    sql: Arc<Sql>,
+    config: SqliteConfig,
+}
+
+impl fmt::Debug for SqliteEventStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteEventStore")
+            .field("path", &self.inner.config.path)
+            .field("tables", &self.inner.config.tables)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteEventStore {
+    /// Opens (creating and migrating if needed) the store in the file at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        SqliteConfig::new(path).open().await
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.config.path
+    }
+
+    /// Runs `f` on the writer thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, &Sql) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        writer::call(&self.inner.writer, f).await
+    }
+
+    /// Queues one append for the writer thread's next group.
+    fn queue_append(&self, request: Request) -> Result<(), StoreError> {
+        let job = Job::Append(request);
+        self.inner.writer.send(job).map_err(|_| writer::stopped())
+    }
+
+    /// Runs `f` on a reader connection, on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &Sql) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let idle = inner.readers.lock().map_err(|_| poisoned())?.pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => connect(&inner.config)?,
+            };
+            let result = f(&conn, &inner.sql);
+            let mut readers = inner.readers.lock().map_err(|_| poisoned())?;
+            if readers.len() < inner.config.max_idle_readers {
+                readers.push(conn);
+            }
+            result
+        })
+        .await
+    }
+}
+
+fn connect(config: &SqliteConfig) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&config.path, flags).map_err(StoreError::backend)?;
+    conn.busy_timeout(config.busy_timeout)
+        .map_err(StoreError::backend)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(StoreError::backend)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::backend(format!(
+            "SQLite refused WAL mode for {} (journal mode {mode})",
+            config.path.display()
+        )));
+    }
+    let synchronous = match config.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(StoreError::backend)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::backend(format!("SQLite task failed: {e}")))?
+}
+
+fn poisoned() -> StoreError {
+    StoreError::backend("a SQLite connection lock was poisoned by a panic")
+}
+
+impl EventStore for SqliteEventStore {
+    async fn append(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let request = Request {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            expected,
+            events,
+            reply,
+        };
+        // Group commit: the writer thread commits it with every other queued append.
+        self.queue_append(request)?;
+        outcome.await.map_err(|_| writer::stopped())?
+    }
+
+    async fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        self.read(move |conn, sql| sql.read_stream(conn, &stream_type, &stream_id, from_version))
+            .await
+    }
+
+    async fn read_stream_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        self.read(move |conn, sql| {
+            sql.read_stream_events(conn, &stream_type, &stream_id, from_version)
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn, sql| sql.read_all(conn, after_position, limit))
+            .await
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.read(|conn, sql| sql.head_position(conn)).await
+    }
+}

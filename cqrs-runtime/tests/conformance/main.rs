@@ -1,0 +1,114 @@
+//! One conformance suite, written once and run against every store: in-memory, SQLite and
+//! PostgreSQL (the last with `--features postgres`; see `backends.rs` for `DATABASE_URL`).
+//!
+//! Every loop is bounded in count and in time, so a broken store fails instead of hanging.
+
+mod backends;
+mod concurrency;
+mod snapshots;
+mod suite;
+mod tables;
+
+use std::future::Future;
+use std::time::Duration;
+
+use cqrs_runtime::envelope::Metadata;
+use cqrs_runtime::store::{CheckpointStore, EventStore, LeaseStore, NewEvent, SnapshotStore};
+
+/// A store under test: fresh and isolated per test.
+pub trait Backend: Sized + Send + Sync + 'static {
+    type Events: EventStore + Clone;
+    type Checkpoints: CheckpointStore + Clone;
+    type Snapshots: SnapshotStore + Clone;
+    type Leases: LeaseStore + Clone;
+
+    /// A fresh, isolated store; `None` skips the test (with a printed reason).
+    fn setup() -> impl Future<Output = Option<Self>> + Send;
+    fn events(&self) -> Self::Events;
+    fn checkpoints(&self) -> Self::Checkpoints;
+    fn snapshots(&self) -> Self::Snapshots;
+    /// The leases of this handle.
+    fn leases(&self) -> Self::Leases;
+    /// The leases of a second, independent handle on the same data (another connection, or
+    /// what another process would open).
+    fn other_leases(&self) -> impl Future<Output = Self::Leases> + Send;
+    /// Appends one event at `version` in a transaction that stays open for `hold` before it
+    /// commits (where the backend has such transactions; otherwise waits, then appends).
+    fn append_held_open(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        version: u64,
+        event: NewEvent,
+        hold: Duration,
+    ) -> impl Future<Output = ()> + Send;
+    fn teardown(self) -> impl Future<Output = ()> + Send;
+}
+
+pub fn event(n: u64) -> NewEvent {
+    NewEvent::new(
+        "thing_happened",
+        1,
+        format!("{{\"n\": {n}, \"text\": \"é\\\"x\"}}").into_bytes(),
+        Metadata::new().with_user_entry("tenant", n),
+    )
+}
+
+pub fn events(range: std::ops::Range<u64>) -> Vec<NewEvent> {
+    range.map(event).collect()
+}
+
+trait MetadataExt {
+    fn with_user_entry(self, key: &str, value: u64) -> Self;
+}
+
+impl MetadataExt for Metadata {
+    fn with_user_entry(mut self, key: &str, value: u64) -> Self {
+        self.user.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// JSON equality: stores may normalize whitespace and key order (PostgreSQL's `jsonb`).
+pub fn same_json(a: &[u8], b: &[u8]) -> bool {
+    let parse = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).ok();
+    parse(a).is_some() && parse(a) == parse(b)
+}
+
+macro_rules! conformance {
+    ($module:ident, $backend:ty) => {
+        mod $module {
+            use super::Backend;
+            conformance!(@tests $backend:
+                append_and_read, read_stream_from_version, conflicts_report_the_actual_version,
+                empty_batch_checks_the_expected_version, reappend_is_idempotent,
+                clashing_ids_are_duplicates, read_all_and_read_after_are_in_order,
+                snapshots_keep_the_newest, checkpoints_round_trip,
+                one_lease_holder_and_takeover, concurrent_commands_with_retry_lose_nothing,
+                catch_up_reader_sees_every_event_once,
+                repository_loads_snapshot_plus_tail);
+        }
+    };
+    (@tests $backend:ty: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(backend) = <$backend as Backend>::setup().await else { return };
+            let backend = std::sync::Arc::new(backend);
+            super::$name::<$backend>(&backend).await;
+            if let Ok(backend) = std::sync::Arc::try_unwrap(backend) {
+                backend.teardown().await;
+            }
+        }
+    )*};
+}
+
+use concurrency::*;
+use snapshots::*;
+use suite::*;
+use tables::*;
+
+conformance!(memory, super::backends::Memory);
+#[cfg(feature = "sqlite")]
+conformance!(sqlite, super::backends::Sqlite);
+#[cfg(feature = "postgres")]
+conformance!(postgres, super::backends::Postgres);
