@@ -5,6 +5,7 @@
 
 mod backends;
 mod concurrency;
+mod projections;
 mod snapshots;
 mod suite;
 mod tables;
@@ -86,7 +87,8 @@ macro_rules! conformance {
                 snapshots_keep_the_newest, checkpoints_round_trip,
                 one_lease_holder_and_takeover, concurrent_commands_with_retry_lose_nothing,
                 catch_up_reader_sees_every_event_once,
-                repository_loads_snapshot_plus_tail);
+                repository_loads_snapshot_plus_tail,
+                projection_live_and_rebuild_agree, one_projection_runner_at_a_time);
         }
     };
     (@tests $backend:ty: $($name:ident),* $(,)?) => {$(
@@ -103,6 +105,7 @@ macro_rules! conformance {
 }
 
 use concurrency::*;
+use projections::*;
 use snapshots::*;
 use suite::*;
 use tables::*;
