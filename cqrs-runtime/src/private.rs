@@ -230,3 +230,45 @@ source_event! {
 /// Compile-time check that `T` is an event of one of the sources `S` (a tuple of enums).
 #[inline]
 pub const fn assert_source_event<S, T: SourceEvent<S, I>, I>() {}
+
+/// How the `j`-th member of an event enum clashes with an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameClash {
+    /// No clash.
+    None,
+    /// The same current wire name as an earlier member.
+    Duplicate,
+    /// A name reserved by an earlier member's history (or reserving one of its names).
+    Reserved,
+}
+
+/// Compares member `j` of an event enum with every earlier member.
+pub const fn name_clash(sets: &[NameSet], current: &[&str], j: usize) -> NameClash {
+    let mut i = 0;
+    while i < j {
+        if str_eq(current[i], current[j]) {
+            return NameClash::Duplicate;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < j {
+        if sets[i].intersects(&sets[j]) {
+            return NameClash::Reserved;
+        }
+        i += 1;
+    }
+    NameClash::None
+}
+
+/// Whether any member's names contain `name`.
+pub const fn names_contain(sets: &[NameSet], name: &str) -> bool {
+    let mut i = 0;
+    while i < sets.len() {
+        if sets[i].contains(name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}

@@ -68,9 +68,13 @@ pub(super) fn decode_items(model: &EnumModel<'_>, private: &TokenStream) -> Toke
 /// Invariants: two variants never share a wire name; no variant or split event reuses a name
 /// reserved by another's history (renamed from) or retired in this enum. Checked on the
 /// `Event::NAME` / `Event::NAMES` constants, at the later variant or the retired literal.
+///
+/// The name sets are listed once; each member's check only indexes into them, so the expansion
+/// grows linearly with the number of variants.
 pub(super) fn name_checks(model: &EnumModel<'_>) -> TokenStream {
     let enum_name = &model.item.ident;
     let krate = model.krate.as_ref();
+    let private = paths::private(krate);
     // Variants, then split types: (label for messages, type tokens, span).
     let mut members: Vec<(String, TokenStream, proc_macro2::Span)> = model
         .variants
@@ -91,9 +95,12 @@ pub(super) fn name_checks(model: &EnumModel<'_>) -> TokenStream {
             p.span(),
         )
     }));
-    let mut out = TokenStream::new();
-    for (i, (label, ty, span)) in members.iter().enumerate().skip(1) {
-        let earlier: Vec<_> = members[..i].iter().map(|(_, t, _)| t).collect();
+    let tys: Vec<_> = members.iter().map(|(_, t, _)| t).collect();
+    let mut out = quote! {
+        const __CQRS_NAME_SETS: &[#private::NameSet] = &[#(<#tys as #private::Event>::NAMES),*];
+        const __CQRS_NAMES: &[&str] = &[#(<#tys as #private::Event>::NAME),*];
+    };
+    for (j, (label, _, span)) in members.iter().enumerate().skip(1) {
         let at = paths::private_at(krate, *span);
         let duplicate = format!(
             "`{label}` has the same wire name as an earlier variant of `{enum_name}`: give it its own `#[event(name = \"...\")]`, or remove one of them"
@@ -102,26 +109,21 @@ pub(super) fn name_checks(model: &EnumModel<'_>) -> TokenStream {
             "`{label}` uses a wire name reserved in `{enum_name}`: an earlier variant was renamed from it (or this one was renamed from that one's name), so stored events under it already decode to that variant; choose a new name"
         );
         out.extend(quote_spanned! {*span=>
-            const _: () = {
-                let __current = #at::NameSet::EMPTY #(.with(<#earlier as #at::Event>::NAME))*;
-                let __all = #at::NameSet::EMPTY #(.union(<#earlier as #at::Event>::NAMES))*;
-                if __current.contains(<#ty as #at::Event>::NAME) {
-                    ::core::panic!(#duplicate)
-                } else if __all.intersects(&<#ty as #at::Event>::NAMES) {
-                    ::core::panic!(#reserved)
-                }
+            const _: () = match #at::name_clash(__CQRS_NAME_SETS, __CQRS_NAMES, #j) {
+                #at::NameClash::Duplicate => ::core::panic!(#duplicate),
+                #at::NameClash::Reserved => ::core::panic!(#reserved),
+                #at::NameClash::None => {}
             };
         });
     }
     for name in &model.retired {
         let at = paths::private_at(krate, name.span());
-        let tys = members.iter().map(|(_, t, _)| t);
         let message = format!(
             "the retired name \"{}\" is still used by an event of `{enum_name}`: a retired name decodes to nothing and is never reused; give that event a new name",
             name.value()
         );
         out.extend(quote_spanned! {name.span()=>
-            const _: () = if #at::NameSet::EMPTY #(.union(<#tys as #at::Event>::NAMES))*.contains(#name) {
+            const _: () = if #at::names_contain(__CQRS_NAME_SETS, #name) {
                 ::core::panic!(#message)
             };
         });
