@@ -22,6 +22,7 @@ OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "benches", "chart
 WORKLOADS = [
     ("w1_load", "10000", "W1 rehydrate 10,000 events (load path)", "events/s"),
     ("w1_load", "100000", "W1 rehydrate 100,000 events (load path)", "events/s"),
+    ("w1_core", "10000", "W1 core: decode + apply 10,000 events", "events/s"),
     ("w1_core", "100000", "W1 core: decode + apply 100,000 events", "events/s"),
     ("w2_commands", "100000", "W2 100,000 commands / 1,000 aggregates", "commands/s"),
     ("w3_rebuild", "100000", "W3 rebuild read model, 1,000 × 100 events", "events/s"),
