@@ -99,7 +99,7 @@ def guard(k, c):
 
 HEADER_MACRO = "use cqrs_runtime::prelude::*;\nuse serde::{Deserialize, Serialize};\n\n"
 HEADER_HAND = (
-    "use cqrs_runtime::aggregate::{Aggregate, Command, CreationPolicy};\n"
+    "use cqrs_runtime::aggregate::{Aggregate, Command, CreationPolicy, Events};\n"
     "use cqrs_runtime::event::{\n    DecodeError, Decoded, EncodedEvent, Event, EventEnum, EventSchema, FieldSchema,\n"
     "    decode_payload,\n};\n"
     "use serde::{Deserialize, Serialize};\n\n"
@@ -187,6 +187,7 @@ def hand_aggregate(k):
     arms = lambda body: "".join(f"            Self::E{j}(e) => {body.format(j=j, k=k)},\n" for j in range(EVENTS[k]))
     out.append(f"    fn event_name(&self) -> &'static str {{\n        match self {{\n{arms('A{k}E{j}::NAME').replace('(e)', '(_)')}        }}\n    }}\n\n")
     out.append(f"    fn event_version(&self) -> u32 {{\n        match self {{\n{arms('A{k}E{j}::VERSION').replace('(e)', '(_)')}        }}\n    }}\n\n")
+    out.append(f"    fn event_any(&self) -> &dyn std::any::Any {{\n        match self {{\n{arms('e')}        }}\n    }}\n\n")
     enc = "Ok(EncodedEvent {{ name: A{k}E{j}::NAME, version: A{k}E{j}::VERSION, payload: serde_json::to_vec(e)? }})"
     out.append(f"    fn encode(&self) -> Result<EncodedEvent, serde_json::Error> {{\n        match self {{\n{arms(enc)}        }}\n    }}\n\n")
     out.append("    fn decode(name: &str, version: u32, payload: &[u8]) -> Result<Decoded<Self>, DecodeError> {\n        Ok(Decoded::One(match name {\n")
@@ -218,10 +219,10 @@ def hand_aggregate(k):
     out.append(f"    fn apply(&mut self, event: &{ev}) {{\n        match event {{\n")
     out += [f"            {ev}::E{j}(e) => {{\n                self.total += e.amount;\n                self.count += 1;\n            }}\n" for j in range(EVENTS[k])]
     out.append("        }\n    }\n\n")
-    out.append(f"    fn handle(\n        &self,\n        command: {cmd},\n        _: &(),\n    ) -> impl Future<Output = Result<Vec<{ev}>, A{k}Error>> + Send {{\n        async move {{\n            match command {{\n")
+    out.append(f"    fn handle(\n        &self,\n        command: {cmd},\n        _: &(),\n    ) -> impl Future<Output = Result<Events<{ev}>, A{k}Error>> + Send {{\n        async move {{\n            match command {{\n")
     for c in range(COMMANDS[k]):
         g = guard(k, c).replace("        ", "                    ")
-        out.append(f"                {cmd}::C{c}(cmd) => {{\n{g}                    Ok(vec![{new_event(k, 2 * c)}.into()])\n                }}\n")
+        out.append(f"                {cmd}::C{c}(cmd) => {{\n{g}                    Ok(Events::One({new_event(k, 2 * c)}.into()))\n                }}\n")
     out.append("            }\n        }\n    }\n\n")
     out.append(f"    fn creation_policy(_: &{cmd}) -> CreationPolicy {{\n        CreationPolicy::Any\n    }}\n}}\n")
     return "".join(out)

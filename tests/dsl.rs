@@ -15,7 +15,7 @@ fn decide(
     let mut fut = std::pin::pin!(state.handle(cmd.into(), &()));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Ready(r) => r.map(cqrs_runtime::aggregate::Events::into_vec),
         std::task::Poll::Pending => panic!("sync handler returned Pending"),
     }
 }

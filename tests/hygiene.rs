@@ -213,7 +213,7 @@ fn shadowed_names_do_not_break_generated_code() {
     let reset: CounterCommand = Reset { id: "c".into() }.into();
     assert_eq!(reset.command_name(), "counter.reset");
     let events = poll_ready(state.handle(reset, &limits)).unwrap();
-    assert_eq!(events, vec![CounterEvent::Reset(WasReset)]);
+    assert_eq!(*events, [CounterEvent::Reset(WasReset)]);
     assert_eq!(CounterEvent::RESET, "reset");
     assert_eq!(events[0].event_version(), 2);
     let old = CounterEvent::decode("reset", 1, br#"{"reason":"x"}"#).unwrap();

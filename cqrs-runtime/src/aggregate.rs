@@ -52,7 +52,7 @@ pub trait Aggregate: Default + Send + Sync + Sized + 'static {
         &self,
         command: Self::Command,
         services: &Self::Services,
-    ) -> impl Future<Output = Result<Vec<Self::Event>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Events<Self::Event>, Self::Error>> + Send;
 
     /// The creation policy of the handler of `command`.
     fn creation_policy(command: &Self::Command) -> CreationPolicy;
@@ -109,34 +109,110 @@ pub trait CommandOf<A> {}
 )]
 pub trait IntoEvents<E> {
     /// Converts the handler's output into the events to append, in order.
-    fn into_events(self) -> Vec<E>;
+    fn into_events(self) -> Events<E>;
 }
 
 impl<E: EventEnum> IntoEvents<E> for () {
     #[inline]
-    fn into_events(self) -> Vec<E> {
-        Vec::new()
+    fn into_events(self) -> Events<E> {
+        Events::None
     }
 }
 
 impl<E: EventEnum, T: EventOf<E>> IntoEvents<E> for Vec<T> {
     #[inline]
-    fn into_events(self) -> Vec<E> {
-        self.into_iter().map(EventOf::into_enum).collect()
+    fn into_events(self) -> Events<E> {
+        Events::Many(self.into_iter().map(EventOf::into_enum).collect())
     }
 }
 
 impl<E: EventEnum, T: EventOf<E>> IntoEvents<E> for Option<T> {
     #[inline]
-    fn into_events(self) -> Vec<E> {
-        self.into_iter().map(EventOf::into_enum).collect()
+    fn into_events(self) -> Events<E> {
+        match self {
+            Some(event) => Events::One(event.into_enum()),
+            None => Events::None,
+        }
     }
 }
 
 impl<E: EventEnum, T: EventOf<E>, const N: usize> IntoEvents<E> for [T; N] {
     #[inline]
-    fn into_events(self) -> Vec<E> {
-        self.into_iter().map(EventOf::into_enum).collect()
+    fn into_events(self) -> Events<E> {
+        Events::Many(self.into_iter().map(EventOf::into_enum).collect())
+    }
+}
+
+impl<E> IntoEvents<E> for Events<E> {
+    #[inline]
+    fn into_events(self) -> Events<E> {
+        self
+    }
+}
+
+/// The events a command handler decided, in order: none, one (held inline, so the common
+/// single-event decision allocates nothing), or several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Events<E> {
+    /// No event: the command changes nothing.
+    None,
+    /// Exactly one event.
+    One(E),
+    /// Several events (or, from a `Vec`, any number).
+    Many(Vec<E>),
+}
+
+impl<E> Events<E> {
+    /// The events as a slice.
+    #[inline]
+    pub fn as_slice(&self) -> &[E] {
+        match self {
+            Events::None => &[],
+            Events::One(event) => std::slice::from_ref(event),
+            Events::Many(events) => events,
+        }
+    }
+
+    /// The events in a `Vec`.
+    pub fn into_vec(self) -> Vec<E> {
+        match self {
+            Events::None => Vec::new(),
+            Events::One(event) => vec![event],
+            Events::Many(events) => events,
+        }
+    }
+}
+
+impl<E> std::ops::Deref for Events<E> {
+    type Target = [E];
+
+    #[inline]
+    fn deref(&self) -> &[E] {
+        self.as_slice()
+    }
+}
+
+impl<E> IntoIterator for Events<E> {
+    type Item = E;
+    type IntoIter = crate::event::EventsIter<E>;
+
+    #[inline]
+    fn into_iter(self) -> Self::IntoIter {
+        match self {
+            Events::None => crate::event::EventsIter::One(None),
+            Events::One(event) => crate::event::EventsIter::One(Some(event)),
+            Events::Many(events) => crate::event::EventsIter::Many(events.into_iter()),
+        }
+    }
+}
+
+impl<'a, E> IntoIterator for &'a Events<E> {
+    type Item = &'a E;
+    type IntoIter = std::slice::Iter<'a, E>;
+
+    #[inline]
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 
@@ -149,7 +225,7 @@ impl<E: EventEnum, T: EventOf<E>, const N: usize> IntoEvents<E> for [T; N] {
 )]
 pub trait HandlerOutput<A: Aggregate> {
     /// Converts the handler's result into the events to append.
-    fn into_decision(self) -> Result<Vec<A::Event>, A::Error>;
+    fn into_decision(self) -> Result<Events<A::Event>, A::Error>;
 }
 
 impl<A, T, E> HandlerOutput<A> for Result<T, E>
@@ -159,7 +235,7 @@ where
     E: Into<A::Error>,
 {
     #[inline]
-    fn into_decision(self) -> Result<Vec<A::Event>, A::Error> {
+    fn into_decision(self) -> Result<Events<A::Event>, A::Error> {
         match self {
             Ok(output) => Ok(output.into_events()),
             Err(error) => Err(error.into()),

@@ -156,34 +156,34 @@ impl<E> Decoded<E> {
 
 impl<E> IntoIterator for Decoded<E> {
     type Item = E;
-    type IntoIter = DecodedIter<E>;
+    type IntoIter = EventsIter<E>;
 
-    fn into_iter(self) -> DecodedIter<E> {
+    fn into_iter(self) -> EventsIter<E> {
         match self {
-            Decoded::One(e) => DecodedIter::One(Some(e)),
-            Decoded::Many(es) => DecodedIter::Many(es.into_iter()),
-            Decoded::Skipped => DecodedIter::One(None),
+            Decoded::One(e) => EventsIter::One(Some(e)),
+            Decoded::Many(es) => EventsIter::Many(es.into_iter()),
+            Decoded::Skipped => EventsIter::One(None),
         }
     }
 }
 
-/// The events of a [`Decoded`], in order.
+/// The events of a [`Decoded`] or an [`Events`](crate::aggregate::Events), in order.
 #[derive(Debug)]
-pub enum DecodedIter<E> {
+pub enum EventsIter<E> {
     /// Zero or one event.
     One(Option<E>),
     /// Several events.
     Many(std::vec::IntoIter<E>),
 }
 
-impl<E> Iterator for DecodedIter<E> {
+impl<E> Iterator for EventsIter<E> {
     type Item = E;
 
     #[inline]
     fn next(&mut self) -> Option<E> {
         match self {
-            DecodedIter::One(e) => e.take(),
-            DecodedIter::Many(it) => it.next(),
+            EventsIter::One(e) => e.take(),
+            EventsIter::Many(it) => it.next(),
         }
     }
 }

@@ -292,7 +292,7 @@
 //!
 //! ```
 //! # use cqrs_runtime::prelude::*;
-//! # use cqrs_runtime::aggregate::{Apply, ApplyAll, Handles};
+//! # use cqrs_runtime::aggregate::{Apply, ApplyAll, Events, Handles};
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Debug, Clone, Command)]
 //! # #[command(aggregate = Counter)]
@@ -348,14 +348,14 @@
 //!     }
 //!
 //!     fn handle(&self, command: CounterCommand, _: &())
-//!         -> impl Future<Output = Result<Vec<CounterEvent>, CounterError>> + Send
+//!         -> impl Future<Output = Result<Events<CounterEvent>, CounterError>> + Send
 //!     {
 //!         async move {
 //!             match command {
-//!                 CounterCommand::Start(_) => Ok(vec![Started {}.into()]),
+//!                 CounterCommand::Start(_) => Ok(Events::One(Started {}.into())),
 //!                 CounterCommand::Add(c) => {
 //!                     let total = self.total.checked_add(c.by).ok_or(CounterError)?;
-//!                     Ok(vec![Added { by: c.by, total }.into()])
+//!                     Ok(Events::One(Added { by: c.by, total }.into()))
 //!                 }
 //!             }
 //!         }

@@ -58,11 +58,7 @@ pub const fn name_taken(name: &str, earlier: &[&str]) -> bool {
     false
 }
 
-/// A one-element `Vec` (generated `IntoEvents` impls use it).
-#[inline]
-pub fn vec_of_one<T>(value: T) -> Vec<T> {
-    vec![value]
-}
+pub use crate::aggregate::Events;
 
 /// Compile-time check that the command `C` belongs to the aggregate `A`.
 #[inline]

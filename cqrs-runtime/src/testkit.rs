@@ -19,7 +19,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::aggregate::{Aggregate, Command};
+use crate::aggregate::{Aggregate, Command, Events};
 use crate::error::CommandError;
 use crate::event::{Decoded, EventEnum};
 use crate::repository::{apply_events, check_policy};
@@ -181,7 +181,8 @@ where
     }
 
     #[track_caller]
-    fn finish(self, decision: Result<Vec<A::Event>, A::Error>) -> TestOutcome<A> {
+    fn finish(self, decision: Result<Events<A::Event>, A::Error>) -> TestOutcome<A> {
+        let decision = decision.map(Events::into_vec);
         let Prepared {
             mut state,
             mut history,

@@ -204,7 +204,7 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStr
                 &self,
                 __command: #enum_name,
                 __services: &#services,
-            ) -> impl #private::Future<Output = #private::Result<#private::Vec<#events>, #error>> + ::core::marker::Send {
+            ) -> impl #private::Future<Output = #private::Result<#private::Events<#events>, #error>> + ::core::marker::Send {
                 async move {
                     let _ = __services;
                     #handle_body
@@ -305,7 +305,7 @@ pub(super) fn fallback(input: &AggregateInput<'_>) -> TokenStream {
             #associated
             fn apply(&mut self, _: &#events) {}
             fn handle(&self, __command: #enum_name, _: &#services)
-                -> impl #private::Future<Output = #private::Result<#private::Vec<#events>, #error>> + ::core::marker::Send
+                -> impl #private::Future<Output = #private::Result<#private::Events<#events>, #error>> + ::core::marker::Send
             {
                 async move { match __command {} }
             }

@@ -76,8 +76,8 @@ fn member_impls(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
         #[automatically_derived]
         impl #private::IntoEvents<#ident> for #ident {
             #[inline]
-            fn into_events(self) -> #private::Vec<#ident> {
-                #private::vec_of_one(self)
+            fn into_events(self) -> #private::Events<#ident> {
+                #private::Events::One(self)
             }
         }
     };
@@ -109,8 +109,8 @@ fn member_impls(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
             #[automatically_derived]
             impl #private::IntoEvents<#ident> for #ty {
                 #[inline]
-                fn into_events(self) -> #private::Vec<#ident> {
-                    #private::vec_of_one(#ident::#var(self))
+                fn into_events(self) -> #private::Events<#ident> {
+                    #private::Events::One(#ident::#var(self))
                 }
             }
         });

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use cqrs_runtime::aggregate::{Aggregate, Apply, Command, CreationPolicy};
+use cqrs_runtime::aggregate::{Aggregate, Apply, Command, CreationPolicy, Events};
 use cqrs_runtime::event::{
     DecodeError, Decoded, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
@@ -394,8 +394,8 @@ impl Aggregate for Account {
         &self,
         command: AccountCommand,
         services: &AccountServices,
-    ) -> Result<Vec<AccountEvent>, AccountError> {
-        match command {
+    ) -> Result<Events<AccountEvent>, AccountError> {
+        let decided: Result<Vec<AccountEvent>, AccountError> = match command {
             AccountCommand::Open(cmd) => Ok(vec![opened(&cmd.owner)]),
             AccountCommand::OpenWithDeposit(cmd) => {
                 Ok(vec![opened(&cmd.owner), deposited(cmd.initial)])
@@ -420,7 +420,8 @@ impl Aggregate for Account {
             AccountCommand::Close(_) if self.closed => Ok(vec![]),
             AccountCommand::Close(_) => Ok(vec![AccountClosed {}.into()]),
             AccountCommand::Ping(_) => Ok(vec![]),
-        }
+        };
+        decided.map(Events::Many)
     }
 
     fn creation_policy(command: &AccountCommand) -> CreationPolicy {

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cqrs_runtime::aggregate::{Aggregate, Command, CreationPolicy};
+use cqrs_runtime::aggregate::{Aggregate, Command, CreationPolicy, Events};
 use cqrs_runtime::event::{
     DecodeError, Decoded, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
@@ -100,13 +100,13 @@ impl Aggregate for Sneaky {
         &self,
         command: SneakyCommand,
         _: &(),
-    ) -> impl Future<Output = Result<Vec<SneakyEvent>, AccountError>> + Send {
+    ) -> impl Future<Output = Result<Events<SneakyEvent>, AccountError>> + Send {
         let SneakyCommand::Poke(poke) = command;
         if poke.mutate {
             self.handled.fetch_add(1, Ordering::SeqCst);
         }
         let secret = u64::from(poke.lossy);
-        std::future::ready(Ok(vec![Poked { by: 1, secret }.into()]))
+        std::future::ready(Ok(Events::One(Poked { by: 1, secret }.into())))
     }
 
     fn creation_policy(command: &SneakyCommand) -> CreationPolicy {
