@@ -1,6 +1,6 @@
 //! The only door generated code uses. Not public API: names here may change in any release.
 
-pub use core::future::Future;
+pub use core::future::{Future, ready};
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use std::borrow::ToOwned;

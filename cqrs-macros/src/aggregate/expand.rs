@@ -189,6 +189,23 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStr
             quote!(match __command { #(#policies,)* }),
         )
     };
+    // Sync handlers decide right away into a ready future (no state machine to poll); only an
+    // aggregate with an `async` handler builds an `async` block.
+    let decide = if model
+        .commands
+        .iter()
+        .any(|h| h.method.sig.asyncness.is_some())
+    {
+        quote!(async move {
+            let _ = __services;
+            #handle_body
+        })
+    } else {
+        quote!(#private::ready({
+            let _ = __services;
+            #handle_body
+        }))
+    };
     quote! {
         #[automatically_derived]
         impl #private::Aggregate for #self_ty {
@@ -205,10 +222,7 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStr
                 __command: #enum_name,
                 __services: &#services,
             ) -> impl #private::Future<Output = #private::Result<#private::Events<#events>, #error>> + ::core::marker::Send {
-                async move {
-                    let _ = __services;
-                    #handle_body
-                }
+                #decide
             }
 
             #[inline]
