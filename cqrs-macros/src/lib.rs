@@ -15,6 +15,7 @@ mod paths;
 mod projection;
 mod shape;
 mod shape_derive;
+mod signature;
 #[cfg(test)]
 mod tests;
 

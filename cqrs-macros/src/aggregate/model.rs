@@ -5,6 +5,7 @@ use quote::format_ident;
 
 use super::parse::{AggregateArgs, AggregateInput, CommandOpts, MarkedMethod, Role};
 use crate::diag::{Errors, error_at, errors, type_to_string};
+use crate::signature::{check_plain_fn, typed_args};
 
 /// When a command may run, relative to the stream's existence.
 #[derive(Clone, Copy)]
@@ -364,33 +365,6 @@ fn check_apply<'a>(marked: &MarkedMethod<'a>) -> darling::Result<ApplyHandler<'a
         None => Err(darling::Error::custom(
             "internal: apply handler validation lost an error",
         )),
-    }
-}
-
-/// The arguments after the receiver.
-fn typed_args(sig: &syn::Signature) -> Vec<&syn::PatType> {
-    sig.inputs
-        .iter()
-        .filter_map(|a| match a {
-            syn::FnArg::Typed(t) => Some(t),
-            syn::FnArg::Receiver(_) => None,
-        })
-        .collect()
-}
-
-/// Invariant: handlers are plain methods (no generics, no `unsafe`, no variadics).
-fn check_plain_fn(sig: &syn::Signature, marker: &str, errs: &mut Errors) {
-    if let Some(param) = sig.generics.params.first() {
-        errs.push(error_at(
-            param,
-            format!("a `{marker}` handler cannot be generic: name the concrete type"),
-        ));
-    }
-    if let syn::Safety::Unsafe(unsafety) = &sig.safety {
-        errs.push(error_at(
-            unsafety,
-            format!("a `{marker}` handler cannot be `unsafe`"),
-        ));
     }
 }
 

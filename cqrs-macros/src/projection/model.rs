@@ -3,6 +3,7 @@
 
 use super::parse::{MarkedMethod, ProjectionArgs, ProjectionInput, Role};
 use crate::diag::{Errors, error_at, errors, type_to_string};
+use crate::signature::{check_plain_fn, typed_args};
 
 /// The most source enums one projection may list (the runtime's `SourceEvent` impls).
 const MAX_SOURCES: usize = 6;
@@ -336,32 +337,6 @@ fn check_query<'a>(marked: &MarkedMethod<'a>) -> darling::Result<QueryMethod<'a>
         _ => Err(darling::Error::custom(
             "internal: query validation lost an error",
         )),
-    }
-}
-
-fn typed_args(sig: &syn::Signature) -> Vec<&syn::PatType> {
-    sig.inputs
-        .iter()
-        .filter_map(|a| match a {
-            syn::FnArg::Typed(t) => Some(t),
-            syn::FnArg::Receiver(_) => None,
-        })
-        .collect()
-}
-
-/// Invariant: handlers are plain methods (no generics, no `unsafe`).
-fn check_plain_fn(sig: &syn::Signature, marker: &str, errs: &mut Errors) {
-    if let Some(param) = sig.generics.params.first() {
-        errs.push(error_at(
-            param,
-            format!("a `{marker}` method cannot be generic: name the concrete type"),
-        ));
-    }
-    if let syn::Safety::Unsafe(unsafety) = &sig.safety {
-        errs.push(error_at(
-            unsafety,
-            format!("a `{marker}` method cannot be `unsafe`"),
-        ));
     }
 }
 
