@@ -105,7 +105,7 @@ pub trait CommandOf<A> {}
 #[diagnostic::on_unimplemented(
     message = "a `#[command]` handler cannot emit `{Self}` into `{E}`",
     label = "not an event of `{E}`",
-    note = "return `Result<T, Error>` where `T` is an event of `{E}`, `{E}` itself, `Vec<_>`, `Option<_>` or `[_; N]` of those, or `()` for no event"
+    note = "return `Result<T, Error>` where `T` is an event of `{E}`, `{E}` itself, `Vec<_>`, `Option<_>` or `[_; N]` of those, `Events<{E}>`, or `()` for no event"
 )]
 pub trait IntoEvents<E> {
     /// Converts the handler's output into the events to append, in order.

@@ -219,7 +219,7 @@ pub trait EventEnum: Sized + Send + Sync + 'static {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event of `{E}`",
     label = "`{E}` has no variant holding `{Self}`",
-    note = "add a variant holding `{Self}` to `{E}`, or remove the handler for it"
+    note = "add a variant holding `{Self}` to `{E}`, or remove the handler (or `ignore(...)` entry) that names it"
 )]
 pub trait EventOf<E: EventEnum> {
     /// Wraps this event into its enum variant.

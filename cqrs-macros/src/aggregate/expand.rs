@@ -47,6 +47,8 @@ fn command_enum(model: &AggregateModel<'_>) -> TokenStream {
     quote! {
         #[doc = #doc]
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
+        // Variants are named after the user's command types, which often share a suffix.
+        #[allow(clippy::enum_variant_names)]
         pub enum #name {
             #(#variants,)*
         }
