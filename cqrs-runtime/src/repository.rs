@@ -14,7 +14,9 @@ use crate::error::CommandError;
 use crate::event::Decoded;
 use crate::event::{EncodedEvent, EventEnum};
 use crate::schema::Shape;
-use crate::store::{EventStore, ExpectedVersion, NewEvent, SnapshotStore, StoreError, StreamEvent};
+use crate::store::{
+    EventStore, ExpectedVersion, NewEvent, SnapshotStore, StoreError, StreamEventRef,
+};
 
 mod retry;
 mod snapshots;
@@ -189,16 +191,28 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
                 Some((state, version)) => (state, version),
                 None => (A::default(), 0),
             };
-            let stored = self
-                .store
-                .read_stream_events(A::TYPE, stream_id, base + 1)
-                .await?;
             let mut version = base;
-            for event in &stored {
-                // A split event applies several events; a retired one applies none.
-                decode_stream_event::<A>(stream_id, event)?
-                    .for_each(|e| apply_events(&mut state, [&e]));
-                version = event.stream_version;
+            let mut failed = None;
+            // The store lends each event (the in-memory store straight from its log); it is
+            // decoded and applied in place.
+            self.store
+                .replay_stream(A::TYPE, stream_id, base + 1, |event| {
+                    match decode_stream_event::<A>(stream_id, event) {
+                        Ok(decoded) => {
+                            // A split event applies several events; a retired one none.
+                            decoded.for_each(|e| apply_events(&mut state, [&e]));
+                            version = event.stream_version;
+                            true
+                        }
+                        Err(error) => {
+                            failed = Some(error);
+                            false
+                        }
+                    }
+                })
+                .await?;
+            if let Some(error) = failed {
+                return Err(error);
             }
             tracing::debug!(version, snapshot = base, "loaded");
             Ok((Loaded { state, version }, base))
@@ -398,9 +412,9 @@ pub(crate) fn encode_event<A: Aggregate>(
 /// Decodes one event of `A`'s stream `stream_id`, with the stream context on failure.
 fn decode_stream_event<A: Aggregate>(
     stream_id: &str,
-    stored: &StreamEvent,
+    stored: StreamEventRef<'_>,
 ) -> Result<Decoded<A::Event>, CommandError<A::Error>> {
-    A::Event::decode(&stored.event_type, stored.event_version, &stored.payload).map_err(|source| {
+    A::Event::decode(stored.event_type, stored.event_version, stored.payload).map_err(|source| {
         CommandError::Decode {
             stream_type: A::TYPE.to_owned(),
             stream_id: stream_id.to_owned(),

@@ -1,12 +1,12 @@
 //! `EventStore` through `Arc<S>` and `&'static S`: every method forwards, so a store's
-//! overrides (`read_after`, `read_stream_events`) are kept.
+//! overrides (`read_after`, `read_stream_events`, `replay_stream`) are kept.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use super::{
     AppendOutcome, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent,
-    StreamEvent,
+    StreamEvent, StreamEventRef,
 };
 
 impl<S: EventStore> EventStore for Arc<S> {
@@ -36,6 +36,19 @@ impl<S: EventStore> EventStore for Arc<S> {
         from_version: u64,
     ) -> impl Future<Output = Result<Vec<StreamEvent>, StoreError>> + Send {
         S::read_stream_events(self, stream_type, stream_id, from_version)
+    }
+
+    fn replay_stream<F>(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        visit: F,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        S::replay_stream(self, stream_type, stream_id, from_version, visit)
     }
 
     fn read_all(
@@ -86,6 +99,19 @@ impl<S: EventStore> EventStore for &'static S {
         from_version: u64,
     ) -> impl Future<Output = Result<Vec<StreamEvent>, StoreError>> + Send {
         S::read_stream_events(self, stream_type, stream_id, from_version)
+    }
+
+    fn replay_stream<F>(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        visit: F,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        S::replay_stream(self, stream_type, stream_id, from_version, visit)
     }
 
     fn read_all(

@@ -8,7 +8,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::idempotency::{Slot, classify};
-use super::{AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use super::{
+    AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
+    StreamEventRef,
+};
 
 /// An [`EventStore`] held in memory.
 ///
@@ -162,19 +165,21 @@ impl InMemoryEventStore {
         Ok(outcome)
     }
 
-    fn read_stream_now(
+    /// The stream's events from `from_version`, each turned into `T` under the read lock.
+    fn read_stream_with<T>(
         &self,
         stream_type: &str,
         stream_id: &str,
         from_version: u64,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+        f: impl Fn(&StoredEvent) -> T,
+    ) -> Result<Vec<T>, StoreError> {
         let log = self.read()?;
         let indexes = log.stream(stream_type, stream_id);
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(indexes
             .iter()
             .skip(skip)
-            .filter_map(|&index| log.events.get(index).cloned())
+            .filter_map(|&index| log.events.get(index).map(&f))
             .collect())
     }
 
@@ -230,7 +235,55 @@ impl EventStore for InMemoryEventStore {
         stream_id: &str,
         from_version: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_stream_now(stream_type, stream_id, from_version)
+        self.read_stream_with(stream_type, stream_id, from_version, StoredEvent::clone)
+    }
+
+    /// Lends each event of the stream straight from the log, under the read lock: a load
+    /// decodes from the stored bytes without copying them.
+    async fn replay_stream<F>(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        let log = self.read()?;
+        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        for &index in log.stream(stream_type, stream_id).iter().skip(skip) {
+            let Some(e) = log.events.get(index) else {
+                continue;
+            };
+            let event = StreamEventRef {
+                global_position: e.global_position,
+                stream_version: e.stream_version,
+                event_type: &e.event_type,
+                event_version: e.event_version,
+                payload: &e.payload,
+            };
+            if !visit(event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// What a load needs, copied straight from the log (no ids, metadata or stream names).
+    async fn read_stream_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        self.read_stream_with(stream_type, stream_id, from_version, |e| StreamEvent {
+            global_position: e.global_position,
+            stream_version: e.stream_version,
+            event_type: e.event_type.clone(),
+            event_version: e.event_version,
+            payload: e.payload.clone(),
+        })
     }
 
     async fn read_all(

@@ -192,6 +192,35 @@ impl From<StoredEvent> for StreamEvent {
     }
 }
 
+impl StreamEvent {
+    /// This event, borrowed.
+    #[inline]
+    pub fn as_ref(&self) -> StreamEventRef<'_> {
+        StreamEventRef {
+            global_position: self.global_position,
+            stream_version: self.stream_version,
+            event_type: &self.event_type,
+            event_version: self.event_version,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// A [`StreamEvent`] borrowed from the store: what [`EventStore::replay_stream`] visits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamEventRef<'a> {
+    /// The position in the global log.
+    pub global_position: u64,
+    /// The version within the stream, starting at 1.
+    pub stream_version: u64,
+    /// The wire name.
+    pub event_type: &'a str,
+    /// The version of the payload's shape.
+    pub event_version: u32,
+    /// The JSON payload.
+    pub payload: &'a [u8],
+}
+
 /// The result of a successful append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendOutcome {
@@ -291,6 +320,33 @@ pub trait EventStore: Send + Sync + 'static {
                 .read_stream(stream_type, stream_id, from_version)
                 .await?;
             Ok(events.into_iter().map(StreamEvent::from).collect())
+        }
+    }
+
+    /// Visits one stream's events from `from_version` in version order, lending each one
+    /// (`visit` returns `false` to stop). Aggregate loads use it: a store that holds its
+    /// events (the in-memory store) lends them without copying; the default reads them with
+    /// [`EventStore::read_stream_events`] first.
+    fn replay_stream<F>(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        async move {
+            let events = self
+                .read_stream_events(stream_type, stream_id, from_version)
+                .await?;
+            for event in &events {
+                if !visit(event.as_ref()) {
+                    break;
+                }
+            }
+            Ok(())
         }
     }
 
