@@ -95,8 +95,15 @@ pub fn w1_load_generated(
 
 /// W1 load, (b): `read_stream` from the same store, then the hand-written decoder.
 pub fn w1_load_hand(rt: &Runtime, store: &InMemoryEventStore, id: &str) -> Account {
-    let events = rt.block_on(store.read_stream(TYPE, id, 1)).expect("reads");
-    w1_core_hand(&events)
+    // The store's borrowing replay, as `Repository::load` uses.
+    let mut state = Account::default();
+    rt.block_on(store.replay_stream(TYPE, id, 1, |e| {
+        let event = hand::decode(e.event_type, e.event_version, e.payload).expect("decodes");
+        hand::apply(&mut state, &event);
+        true
+    }))
+    .expect("reads");
+    state
 }
 
 // ---- W2: commands on the in-memory store (load, decide, append) ------------------------------
