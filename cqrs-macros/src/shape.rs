@@ -102,5 +102,20 @@ pub(crate) fn fingerprint(
     parts: &[TokenStream],
 ) -> TokenStream {
     let private = paths::private(krate);
-    quote!(#private::combine(#desc, &[#(#parts),*]))
+    // The static description is hashed here, once, rather than by the compiler's `const`
+    // evaluator in every build; `combine_seeded` folds in the parts exactly as `combine` would.
+    let seed = fnv1a(FNV_OFFSET, desc.as_bytes());
+    quote!(#private::combine_seeded(#seed, &[#(#parts),*]))
 }
+
+/// FNV-1a, the same function as `cqrs_runtime::schema::fnv1a`.
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;

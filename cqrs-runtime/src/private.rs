@@ -20,7 +20,7 @@ pub use crate::event::{
     DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
 pub use crate::event::{Decoded, Split, decode_payload, upcast};
-pub use crate::schema::{NameSet, Shape, combine};
+pub use crate::schema::{NameSet, Shape, combine, combine_seeded};
 
 /// Compile-time check that `A` has a `#[command]` handler for `C`.
 #[inline]
