@@ -1,5 +1,6 @@
 //! Checks and helpers shared by the method-level markers of `#[aggregate]` and `#[projection]`
-//! (`#[command]`, `#[apply]`, `#[on]`, `#[query]`).
+//! (`#[command]`, `#[apply]`, `#[on]`, `#[query]`), and the check that both attributes sit on an
+//! inherent, non-generic `impl` block.
 
 use crate::diag::{Errors, error_at};
 
@@ -27,5 +28,45 @@ pub(crate) fn check_plain_fn(sig: &syn::Signature, marker: &str, errs: &mut Erro
             unsafety,
             format!("a `{marker}` method cannot be `unsafe`"),
         ));
+    }
+}
+
+/// What to tell the user when an impl-block attribute sits on the wrong item.
+pub(crate) struct ImplPlacement {
+    /// Not an `impl` block at all.
+    pub not_impl: &'static str,
+    /// A trait impl.
+    pub trait_impl: &'static str,
+    /// A generic impl.
+    pub generic: &'static str,
+}
+
+/// Invariant: the attribute sits on an inherent, non-generic `impl` block.
+pub(crate) fn check_inherent_impl<'a>(
+    item: &'a syn::Item,
+    block: Option<&'a syn::ItemImpl>,
+    messages: &ImplPlacement,
+) -> darling::Result<&'a syn::ItemImpl> {
+    let Some(block) = block else {
+        return Err(error_at(&item_keyword(item), messages.not_impl));
+    };
+    if let Some((path, _)) = &block.trait_ {
+        return Err(error_at(path, messages.trait_impl));
+    }
+    if let Some(param) = block.generics.params.first() {
+        return Err(error_at(param, messages.generic));
+    }
+    Ok(block)
+}
+
+/// The token that names the kind of a misplaced item, for the error's span.
+fn item_keyword(item: &syn::Item) -> proc_macro2::TokenStream {
+    use quote::ToTokens;
+    match item {
+        syn::Item::Struct(s) => s.struct_token.to_token_stream(),
+        syn::Item::Enum(e) => e.enum_token.to_token_stream(),
+        syn::Item::Fn(f) => f.sig.fn_token.to_token_stream(),
+        syn::Item::Trait(t) => t.trait_token.to_token_stream(),
+        other => other.to_token_stream(),
     }
 }

@@ -5,7 +5,7 @@ use quote::format_ident;
 
 use super::parse::{AggregateArgs, AggregateInput, CommandOpts, MarkedMethod, Role};
 use crate::diag::{Errors, error_at, errors, type_to_string};
-use crate::signature::{check_plain_fn, typed_args};
+use crate::signature::{ImplPlacement, check_inherent_impl, check_plain_fn, typed_args};
 
 /// When a command may run, relative to the stream's existence.
 #[derive(Clone, Copy)]
@@ -106,37 +106,15 @@ impl<'a> AggregateModel<'a> {
 
 /// Invariant: `#[aggregate]` sits on an inherent, non-generic `impl` block.
 fn check_item_kind<'a>(input: &AggregateInput<'a>) -> darling::Result<&'a syn::ItemImpl> {
-    let Some(block) = input.block else {
-        return Err(error_at(
-            &item_keyword(input.item),
-            "`#[aggregate(...)]` goes on the `impl` block of the aggregate's state type, the one holding its `#[command]` and `#[apply]` methods",
-        ));
-    };
-    if let Some((path, _)) = &block.trait_ {
-        return Err(error_at(
-            path,
-            "`#[aggregate(...)]` goes on an inherent `impl` block (`impl YourAggregate { ... }`), not on a trait impl: it writes the `Aggregate` impl itself",
-        ));
-    }
-    if let Some(param) = block.generics.params.first() {
-        return Err(error_at(
-            param,
-            "an aggregate cannot be generic: its stream type, events and command enum are concrete; write the impl for one concrete type",
-        ));
-    }
-    Ok(block)
-}
-
-/// The token that names the kind of a misplaced item, for the error's span.
-fn item_keyword(item: &syn::Item) -> proc_macro2::TokenStream {
-    use quote::ToTokens;
-    match item {
-        syn::Item::Struct(s) => s.struct_token.to_token_stream(),
-        syn::Item::Enum(e) => e.enum_token.to_token_stream(),
-        syn::Item::Fn(f) => f.sig.fn_token.to_token_stream(),
-        syn::Item::Trait(t) => t.trait_token.to_token_stream(),
-        other => other.to_token_stream(),
-    }
+    check_inherent_impl(
+        input.item,
+        input.block,
+        &ImplPlacement {
+            not_impl: "`#[aggregate(...)]` goes on the `impl` block of the aggregate's state type, the one holding its `#[command]` and `#[apply]` methods",
+            trait_impl: "`#[aggregate(...)]` goes on an inherent `impl` block (`impl YourAggregate { ... }`), not on a trait impl: it writes the `Aggregate` impl itself",
+            generic: "an aggregate cannot be generic: its stream type, events and command enum are concrete; write the impl for one concrete type",
+        },
+    )
 }
 
 /// The state type's name, which names the command enum.

@@ -3,7 +3,7 @@
 
 use super::parse::{MarkedMethod, ProjectionArgs, ProjectionInput, Role};
 use crate::diag::{Errors, error_at, errors, type_to_string};
-use crate::signature::{check_plain_fn, typed_args};
+use crate::signature::{ImplPlacement, check_inherent_impl, check_plain_fn, typed_args};
 
 /// The most source enums one projection may list (the runtime's `SourceEvent` impls).
 const MAX_SOURCES: usize = 6;
@@ -103,26 +103,17 @@ fn path_type(path: syn::Path) -> syn::Type {
     })
 }
 
-/// Invariant: `#[projection]` sits on an inherent, non-generic `impl` block.
+/// Invariant: `#[projection]` sits on an inherent, non-generic `impl` block of a named type.
 fn check_item_kind<'a>(input: &ProjectionInput<'a>) -> darling::Result<&'a syn::ItemImpl> {
-    let Some(block) = input.block else {
-        return Err(error_at(
-            &item_keyword(input.item),
-            "`#[projection(...)]` goes on the `impl` block of the read model's type, the one holding its `#[on]` handlers",
-        ));
-    };
-    if let Some((path, _)) = &block.trait_ {
-        return Err(error_at(
-            path,
-            "`#[projection(...)]` goes on an inherent `impl` block (`impl YourReadModel { ... }`), not on a trait impl: it writes the `Projection` impl itself",
-        ));
-    }
-    if let Some(param) = block.generics.params.first() {
-        return Err(error_at(
-            param,
-            "a projection cannot be generic: its name, sources and checkpoint are concrete; write the impl for one concrete type",
-        ));
-    }
+    let block = check_inherent_impl(
+        input.item,
+        input.block,
+        &ImplPlacement {
+            not_impl: "`#[projection(...)]` goes on the `impl` block of the read model's type, the one holding its `#[on]` handlers",
+            trait_impl: "`#[projection(...)]` goes on an inherent `impl` block (`impl YourReadModel { ... }`), not on a trait impl: it writes the `Projection` impl itself",
+            generic: "a projection cannot be generic: its name, sources and checkpoint are concrete; write the impl for one concrete type",
+        },
+    )?;
     if !matches!(&*block.self_ty, syn::Type::Path(p) if p.qself.is_none()) {
         return Err(error_at(
             &block.self_ty,
@@ -130,18 +121,6 @@ fn check_item_kind<'a>(input: &ProjectionInput<'a>) -> darling::Result<&'a syn::
         ));
     }
     Ok(block)
-}
-
-/// The token that names the kind of a misplaced item, for the error's span.
-fn item_keyword(item: &syn::Item) -> proc_macro2::TokenStream {
-    use quote::ToTokens;
-    match item {
-        syn::Item::Struct(s) => s.struct_token.to_token_stream(),
-        syn::Item::Enum(e) => e.enum_token.to_token_stream(),
-        syn::Item::Fn(f) => f.sig.fn_token.to_token_stream(),
-        syn::Item::Trait(t) => t.trait_token.to_token_stream(),
-        other => other.to_token_stream(),
-    }
 }
 
 /// Invariant: `name` and `events` are given; the name is a non-empty word; the version is at
