@@ -70,3 +70,49 @@ fn item_keyword(item: &syn::Item) -> proc_macro2::TokenStream {
         other => other.to_token_stream(),
     }
 }
+
+/// What to tell the user when an event handler (`#[apply]`, `#[on]`) has the wrong head.
+pub(crate) struct EventHandlerMessages {
+    /// The handler is `async`.
+    pub is_async: &'static str,
+    /// The receiver is not `&mut self`.
+    pub not_mut_self: &'static str,
+    /// There is no receiver.
+    pub no_receiver: &'static str,
+    /// The event is not taken by shared reference.
+    pub event_not_ref: &'static str,
+    /// There is no event argument.
+    pub no_event: &'static str,
+}
+
+/// Invariant shared by `#[apply]` and `#[on]`: a sync `fn(&mut self, event: &E, ...)`.
+/// Returns the event type `E` and the arguments after the receiver.
+pub(crate) fn check_event_handler<'a>(
+    sig: &'a syn::Signature,
+    marker: &str,
+    messages: &EventHandlerMessages,
+    errs: &mut Errors,
+) -> (Option<&'a syn::Type>, Vec<&'a syn::PatType>) {
+    check_plain_fn(sig, marker, errs);
+    if let Some(asyncness) = &sig.asyncness {
+        errs.push(error_at(asyncness, messages.is_async));
+    }
+    match sig.receiver().map(|r| (r, &r.kind)) {
+        Some((_, syn::ReceiverKind::Reference(_, _, Some(_)))) => {}
+        Some((r, _)) => errs.push(error_at(r, messages.not_mut_self)),
+        None => errs.push(error_at(&sig.ident, messages.no_receiver)),
+    }
+    let args = typed_args(sig);
+    let event_ty = match args.first().map(|a| &*a.ty) {
+        Some(syn::Type::Reference(r)) if r.mutability.is_none() => Some(&*r.elem),
+        Some(other) => {
+            errs.push(error_at(other, messages.event_not_ref));
+            None
+        }
+        None => {
+            errs.push(error_at(&sig.paren_token.span.join(), messages.no_event));
+            None
+        }
+    };
+    (event_ty, args)
+}

@@ -5,7 +5,10 @@ use quote::format_ident;
 
 use super::parse::{AggregateArgs, AggregateInput, CommandOpts, MarkedMethod, Role};
 use crate::diag::{Errors, error_at, errors, type_to_string};
-use crate::signature::{ImplPlacement, check_inherent_impl, check_plain_fn, typed_args};
+use crate::signature::{
+    EventHandlerMessages, ImplPlacement, check_event_handler, check_inherent_impl, check_plain_fn,
+    typed_args,
+};
 
 /// When a command may run, relative to the stream's existence.
 #[derive(Clone, Copy)]
@@ -299,30 +302,18 @@ fn check_apply<'a>(marked: &MarkedMethod<'a>) -> darling::Result<ApplyHandler<'a
     let sig = &marked.method.sig;
     let mut local = errors();
     let errs = &mut local;
-    check_plain_fn(sig, "#[apply]", errs);
-    if let Some(asyncness) = &sig.asyncness {
-        errs.push(error_at(asyncness, "an `#[apply]` handler is sync and infallible: remove `async` (replaying history cannot wait on the outside world)"));
-    }
-    match sig.receiver().map(|r| (r, &r.kind)) {
-        Some((_, syn::ReceiverKind::Reference(_, _, Some(_)))) => {}
-        Some((r, _)) => errs.push(error_at(r, "an `#[apply]` handler evolves the state: take `&mut self`")),
-        None => errs.push(error_at(&sig.ident, "an `#[apply]` handler takes `&mut self` and the event: `fn name(&mut self, event: &YourEvent)`")),
-    }
-    let args = typed_args(sig);
-    let event_ty = match args.first().map(|a| &*a.ty) {
-        Some(syn::Type::Reference(r)) if r.mutability.is_none() => Some(&*r.elem),
-        Some(other) => {
-            errs.push(error_at(
-                other,
-                "an `#[apply]` handler takes its event by shared reference: `event: &YourEvent`",
-            ));
-            None
-        }
-        None => {
-            errs.push(error_at(&sig.paren_token.span.join(), "an `#[apply]` handler takes the event after `&mut self`: `(&mut self, event: &YourEvent)`"));
-            None
-        }
-    };
+    let (event_ty, args) = check_event_handler(
+        sig,
+        "#[apply]",
+        &EventHandlerMessages {
+            is_async: "an `#[apply]` handler is sync and infallible: remove `async` (replaying history cannot wait on the outside world)",
+            not_mut_self: "an `#[apply]` handler evolves the state: take `&mut self`",
+            no_receiver: "an `#[apply]` handler takes `&mut self` and the event: `fn name(&mut self, event: &YourEvent)`",
+            event_not_ref: "an `#[apply]` handler takes its event by shared reference: `event: &YourEvent`",
+            no_event: "an `#[apply]` handler takes the event after `&mut self`: `(&mut self, event: &YourEvent)`",
+        },
+        errs,
+    );
     for extra in args.iter().skip(1) {
         errs.push(error_at(
             extra,

@@ -3,7 +3,10 @@
 
 use super::parse::{MarkedMethod, ProjectionArgs, ProjectionInput, Role};
 use crate::diag::{Errors, error_at, errors, type_to_string};
-use crate::signature::{ImplPlacement, check_inherent_impl, check_plain_fn, typed_args};
+use crate::signature::{
+    EventHandlerMessages, ImplPlacement, check_event_handler, check_inherent_impl, check_plain_fn,
+    typed_args,
+};
 
 /// The most source enums one projection may list (the runtime's `SourceEvent` impls).
 const MAX_SOURCES: usize = 6;
@@ -198,30 +201,18 @@ fn check_on<'a>(marked: &MarkedMethod<'a>, has_tx: bool) -> darling::Result<OnHa
     let sig = &marked.method.sig;
     let mut local = errors();
     let errs = &mut local;
-    check_plain_fn(sig, "#[on]", errs);
-    if let Some(asyncness) = &sig.asyncness {
-        errs.push(error_at(asyncness, "an `#[on]` handler is sync: remove `async` (it runs inside the batch's transaction; do outside work before the command, not in the read model)"));
-    }
-    match sig.receiver().map(|r| (r, &r.kind)) {
-        Some((_, syn::ReceiverKind::Reference(_, _, Some(_)))) => {}
-        Some((r, _)) => errs.push(error_at(r, "an `#[on]` handler updates the read model: take `&mut self`")),
-        None => errs.push(error_at(&sig.ident, "an `#[on]` handler takes `&mut self` and the event: `fn name(&mut self, event: &YourEvent, meta: &EventMeta)`")),
-    }
-    let args = typed_args(sig);
-    let event_ty = match args.first().map(|a| &*a.ty) {
-        Some(syn::Type::Reference(r)) if r.mutability.is_none() => Some(&*r.elem),
-        Some(other) => {
-            errs.push(error_at(
-                other,
-                "an `#[on]` handler takes its event by shared reference: `event: &YourEvent`",
-            ));
-            None
-        }
-        None => {
-            errs.push(error_at(&sig.paren_token.span.join(), "an `#[on]` handler takes the event after `&mut self`: `(&mut self, event: &YourEvent, meta: &EventMeta)`"));
-            None
-        }
-    };
+    let (event_ty, args) = check_event_handler(
+        sig,
+        "#[on]",
+        &EventHandlerMessages {
+            is_async: "an `#[on]` handler is sync: remove `async` (it runs inside the batch's transaction; do outside work before the command, not in the read model)",
+            not_mut_self: "an `#[on]` handler updates the read model: take `&mut self`",
+            no_receiver: "an `#[on]` handler takes `&mut self` and the event: `fn name(&mut self, event: &YourEvent, meta: &EventMeta)`",
+            event_not_ref: "an `#[on]` handler takes its event by shared reference: `event: &YourEvent`",
+            no_event: "an `#[on]` handler takes the event after `&mut self`: `(&mut self, event: &YourEvent, meta: &EventMeta)`",
+        },
+        errs,
+    );
     let meta_ty = args.get(1).map(|a| &*a.ty);
     if let Some(ty) = meta_ty
         && !matches!(ty, syn::Type::Reference(r) if r.mutability.is_none())
