@@ -29,6 +29,8 @@ mod memory;
 mod names;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod sql_model;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -36,9 +38,11 @@ pub use memory::InMemoryEventStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use names::{InvalidIdentifier, TableNames};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresConfig, PostgresEventStore, PostgresLease};
+pub use postgres::{PostgresConfig, PostgresEventStore, PostgresLease, PostgresReadModel};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql_model::{SqlDialect, SqlModelError, SqlProjection, SqlStatement, SqlValue, SqlWrites};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteConfig, SqliteEventStore, SqliteLease, Synchronous};
+pub use sqlite::{SqliteConfig, SqliteEventStore, SqliteLease, SqliteReadModel, Synchronous};
 
 /// The current time at the precision every store keeps: whole microseconds.
 ///

@@ -17,7 +17,9 @@
 
 mod events;
 mod extras;
+mod read_model;
 mod sql;
+mod values;
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,6 +32,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 use super::StoreError;
 use super::names::{Ident, InvalidIdentifier, TableNames};
 pub use extras::PostgresLease;
+pub use read_model::PostgresReadModel;
 use sql::Texts;
 
 /// How to connect a [`PostgresEventStore`].

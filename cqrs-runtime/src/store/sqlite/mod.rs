@@ -28,6 +28,7 @@
 //! ```
 
 mod extras;
+mod read_model;
 mod schema;
 mod sql;
 mod writer;
@@ -45,6 +46,7 @@ use super::{
     AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
 };
 pub use extras::SqliteLease;
+pub use read_model::SqliteReadModel;
 use sql::{Request, Sql};
 use writer::Job;
 
