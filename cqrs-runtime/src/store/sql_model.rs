@@ -384,13 +384,15 @@ pub(crate) struct Buffered {
 }
 
 impl Buffered {
-    /// The statements of the events after `stored` (all of them when `None`): the idempotency
-    /// guard against a batch whose first events another runner already committed.
+    /// The statements of the events after `stored` (all of them when `None`, or when the
+    /// statements belong to no event: setup, reset): the idempotency guard against a batch
+    /// whose first events another runner already committed.
     pub(crate) fn after(
         &self,
         stored: Option<crate::store::Cursor>,
     ) -> impl Iterator<Item = &SqlStatement> {
         let first = match stored {
+            _ if self.events.is_empty() => 0,
             None => 0,
             Some(stored) => self
                 .events
@@ -480,5 +482,10 @@ mod tests {
         assert_eq!(sqls(Some(at(1))), ["b1", "b2"]);
         assert_eq!(sqls(Some(at(2))), Vec::<String>::new());
         assert_eq!(sqls(Some(at(9))), Vec::<String>::new());
+        let reset = Buffered {
+            statements: vec![statement("clear")],
+            events: vec![],
+        };
+        assert_eq!(reset.after(Some(at(9))).count(), 1, "a reset always runs");
     }
 }
