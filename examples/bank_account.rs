@@ -10,17 +10,25 @@
 //! ```
 //!
 //! A durable store keeps the events: run it again and the story resumes, opening the next
-//! run's accounts next to the earlier ones, and the read models fold every stored event.
+//! run's accounts next to the earlier ones. The story's read models live in memory and fold
+//! every stored event; the SQL read model `account_summary` (see `bank_account/summary.rs`)
+//! lives in the store's database with its checkpoint, so a second run resumes it from that
+//! checkpoint ("resumed projection account_summary at position N") instead of replaying the
+//! log from zero.
 
 #[path = "bank_account/domain.rs"]
 mod domain;
 #[path = "bank_account/story.rs"]
 mod story;
+#[path = "bank_account/summary.rs"]
+mod summary;
 
 use std::error::Error;
 use std::path::PathBuf;
 
 use cqrs_runtime::prelude::*;
+use cqrs_runtime::store::{LeaseStore, SqlModelStore};
+use summary::AccountSummary;
 
 /// Where the events live, from the command line.
 enum Choice {
@@ -60,7 +68,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 std::fs::create_dir_all(dir)?;
             }
             println!("== Store: SQLite file {}", path.display());
-            resume(cqrs_runtime::store::SqliteEventStore::open(&path).await?).await
+            let store = cqrs_runtime::store::SqliteEventStore::open(&path).await?;
+            // The SQL read model shares the event store's file.
+            let summary =
+                cqrs_runtime::store::SqliteReadModel::<AccountSummary>::open(&path).await?;
+            resume_durable(store.clone(), summary, store).await
         }
         Choice::Postgres(url) => postgres(&url).await,
     }
@@ -70,7 +82,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
 async fn postgres(url: &str) -> Result<(), Box<dyn Error>> {
     let store = cqrs_runtime::store::PostgresEventStore::connect(url).await?;
     println!("== Store: PostgreSQL, schema {}", store.schema());
-    resume(store).await
+    // The SQL read model lives in the event store's schema.
+    let summary =
+        cqrs_runtime::store::PostgresReadModel::<AccountSummary>::connect(url, store.schema())
+            .await?;
+    resume_durable(store.clone(), summary, store).await
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -78,7 +94,33 @@ async fn postgres(_: &str) -> Result<(), Box<dyn Error>> {
     Err("this build has no PostgreSQL store: run with `--features postgres`".into())
 }
 
-/// Counts the earlier runs in the store, then runs the story once more.
+/// A durable store: resumes the SQL read model from its checkpoint, counts the earlier runs in
+/// it, runs the story once more, and catches the SQL read model up again.
+async fn resume_durable<S, M, L>(store: S, summary: M, leases: L) -> Result<(), Box<dyn Error>>
+where
+    S: EventStore + Clone,
+    M: SqlModelStore<AccountSummary> + Clone,
+    L: LeaseStore + Clone,
+{
+    let caught_up = summary::catch_up(&store, &summary, leases.clone()).await?;
+    println!("  {caught_up}");
+    let runs = summary::earlier_runs(&summary).await?;
+    println!(
+        "  {runs} earlier run(s), log head at position {}; this is run {}",
+        store.head_position().await?,
+        runs + 1
+    );
+    let mut stdout = std::io::stdout();
+    story::run_numbered(store.clone(), &mut stdout, runs + 1).await?;
+    println!("== SQL read model account_summary (its checkpoint commits with its rows)");
+    let caught_up = summary::catch_up(&store, &summary, leases).await?;
+    println!("  {caught_up}");
+    let (accounts, closed, total) = summary::totals(&summary).await?;
+    println!("  {accounts} account(s), {closed} closed, {total} in the open ones");
+    Ok(())
+}
+
+/// In memory: counts the earlier runs (none: the store is new), then runs the story.
 async fn resume<S: EventStore + Clone>(store: S) -> Result<(), Box<dyn Error>> {
     let earlier = story::ReadModels::follow(&store).await?;
     let runs = earlier.details.read(|directory| {

@@ -40,7 +40,9 @@ pub use names::{InvalidIdentifier, TableNames};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresEventStore, PostgresLease, PostgresReadModel};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql_model::{SqlDialect, SqlModelError, SqlProjection, SqlStatement, SqlValue, SqlWrites};
+pub use sql_model::{
+    SqlDialect, SqlModelError, SqlModelStore, SqlProjection, SqlStatement, SqlValue, SqlWrites,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteEventStore, SqliteLease, SqliteReadModel, Synchronous};
 

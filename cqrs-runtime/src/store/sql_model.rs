@@ -83,8 +83,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 
-use crate::projection::Projection;
+use crate::projection::{Projection, ReadModelStore};
+use crate::store::StoreError;
 
 /// One value bound to a placeholder: owned, so that buffered statements outlive the event.
 #[derive(Debug, Clone, PartialEq)]
@@ -317,6 +319,21 @@ pub trait SqlProjection: Projection<Transaction = SqlWrites> {
 
     /// Buffers the statements that empty the read model's tables (`DELETE FROM ...`).
     fn clear_tables(db: &mut SqlWrites);
+}
+
+/// A store of SQL read models, whichever the database: what code that works on both
+/// [`SqliteReadModel`](crate::store::SqliteReadModel) and
+/// [`PostgresReadModel`](crate::store::PostgresReadModel) reads the model through.
+///
+/// Backend-specific reads have their own doors: `SqliteReadModel::read` lends a `rusqlite`
+/// connection, `PostgresReadModel::client` a `tokio-postgres` client.
+pub trait SqlModelStore<P: SqlProjection>: ReadModelStore<P> {
+    /// Runs a read query with `$1`, `$2`, ... bound to `params`, and returns every row.
+    fn fetch_all(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Vec<Vec<SqlValue>>, StoreError>> + Send;
 }
 
 /// Why a SQL read-model operation failed (inside [`StoreError::Backend`]).

@@ -17,8 +17,8 @@ use crate::projection::{Checkpoint, Delivery, ReadModelStore, Step};
 use crate::store::idempotency::{to_i64, to_u64};
 use crate::store::names::Ident;
 use crate::store::sql_model::{
-    Buffered, CHECKPOINT_TABLE, SqlDialect, SqlModelError, SqlProjection, SqlStatement, SqlValue,
-    SqlWrites, buffer_batch,
+    Buffered, CHECKPOINT_TABLE, SqlDialect, SqlModelError, SqlModelStore, SqlProjection,
+    SqlStatement, SqlValue, SqlWrites, buffer_batch,
 };
 use crate::store::{Cursor, StoreError, StoredEvent};
 
@@ -267,6 +267,16 @@ impl<P: SqlProjection> PostgresReadModel<P> {
 
     fn batch_key(&self) -> String {
         format!("cqrs-read-model:{}:{}", self.inner.schema.as_str(), P::NAME)
+    }
+}
+
+impl<P: SqlProjection> SqlModelStore<P> for PostgresReadModel<P> {
+    async fn fetch_all(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        PostgresReadModel::fetch_all(self, sql, params).await
     }
 }
 

@@ -14,8 +14,8 @@ use crate::projection::{Checkpoint, Delivery, ReadModelStore, Step};
 use crate::store::idempotency::{to_i64, to_u64};
 use crate::store::names::Ident;
 use crate::store::sql_model::{
-    Buffered, CHECKPOINT_TABLE, SqlDialect, SqlModelError, SqlProjection, SqlStatement, SqlValue,
-    SqlWrites, buffer_batch,
+    Buffered, CHECKPOINT_TABLE, SqlDialect, SqlModelError, SqlModelStore, SqlProjection,
+    SqlStatement, SqlValue, SqlWrites, buffer_batch,
 };
 use crate::store::{Cursor, StoreError, StoredEvent};
 
@@ -198,6 +198,16 @@ impl<P: SqlProjection> SqliteReadModel<P> {
             tx.commit().map_err(StoreError::backend)
         })
         .await
+    }
+}
+
+impl<P: SqlProjection> SqlModelStore<P> for SqliteReadModel<P> {
+    async fn fetch_all(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        SqliteReadModel::fetch_all(self, sql, params).await
     }
 }
 
