@@ -94,29 +94,14 @@ async fn postgres(_: &str) -> Result<(), Box<dyn Error>> {
     Err("this build has no PostgreSQL store: run with `--features postgres`".into())
 }
 
-/// A durable store: resumes the SQL read model from its checkpoint, counts the earlier runs in
-/// it, runs the story once more, and catches the SQL read model up again.
+/// A durable store: resumes the SQL read model, then runs the story once more.
 async fn resume_durable<S, M, L>(store: S, summary: M, leases: L) -> Result<(), Box<dyn Error>>
 where
     S: EventStore + Clone,
     M: SqlModelStore<AccountSummary> + Clone,
     L: LeaseStore + Clone,
 {
-    let caught_up = summary::catch_up(&store, &summary, leases.clone()).await?;
-    println!("  {caught_up}");
-    let runs = summary::earlier_runs(&summary).await?;
-    println!(
-        "  {runs} earlier run(s), log head at position {}; this is run {}",
-        store.head_position().await?,
-        runs + 1
-    );
-    let mut stdout = std::io::stdout();
-    story::run_numbered(store.clone(), &mut stdout, runs + 1).await?;
-    println!("== SQL read model account_summary (its checkpoint commits with its rows)");
-    let caught_up = summary::catch_up(&store, &summary, leases).await?;
-    println!("  {caught_up}");
-    let (accounts, closed, total) = summary::totals(&summary).await?;
-    println!("  {accounts} account(s), {closed} closed, {total} in the open ones");
+    summary::run_durable(store, &summary, leases, &mut std::io::stdout()).await?;
     Ok(())
 }
 

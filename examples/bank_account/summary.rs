@@ -3,12 +3,14 @@
 //! resumes it from that checkpoint instead of replaying the log from zero.
 
 use std::error::Error;
+use std::io::Write;
 
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::projection::{EventMeta, ProjectionRunner, ReadModelStore};
 use cqrs_runtime::store::{LeaseStore, SqlModelStore, SqlProjection, SqlValue, SqlWrites};
 
 use super::domain::*;
+use super::story;
 
 /// The `account_summary` table: owner, balance and status per account.
 #[derive(Debug, Default)]
@@ -151,4 +153,42 @@ pub async fn totals<M: SqlModelStore<AccountSummary>>(
         _ => 0,
     };
     Ok((int(0), int(1), int(2)))
+}
+
+/// One run of the example on a durable store: catches the summary up from its checkpoint,
+/// counts the earlier runs in it, runs the story once more, and catches the summary up again.
+/// Returns the two catch-ups.
+pub async fn run_durable<S, M, L>(
+    store: S,
+    summary: &M,
+    leases: L,
+    out: &mut dyn Write,
+) -> Result<[CaughtUp; 2], Box<dyn Error>>
+where
+    S: EventStore + Clone,
+    M: SqlModelStore<AccountSummary> + Clone,
+    L: LeaseStore + Clone,
+{
+    let before = catch_up(&store, summary, leases.clone()).await?;
+    writeln!(out, "  {before}")?;
+    let runs = earlier_runs(summary).await?;
+    writeln!(
+        out,
+        "  {runs} earlier run(s), log head at position {}; this is run {}",
+        store.head_position().await?,
+        runs + 1
+    )?;
+    story::run_numbered(store.clone(), out, runs + 1).await?;
+    writeln!(
+        out,
+        "== SQL read model account_summary (its checkpoint commits with its rows)"
+    )?;
+    let after = catch_up(&store, summary, leases).await?;
+    writeln!(out, "  {after}")?;
+    let (accounts, closed, total) = totals(summary).await?;
+    writeln!(
+        out,
+        "  {accounts} account(s), {closed} closed, {total} in the open ones"
+    )?;
+    Ok([before, after])
 }
