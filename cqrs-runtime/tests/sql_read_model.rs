@@ -150,6 +150,7 @@ fn child_runner() {
     runtime.block_on(async move {
         let started = marker.with_extension("started");
         match backend.as_str() {
+            #[cfg(feature = "sqlite")]
             "sqlite" => {
                 let events = cqrs_runtime::store::SqliteEventStore::open(var("CQRS_SQL_EVENTS"))
                     .await
@@ -233,11 +234,13 @@ const DUMP: [&str; 2] = [
     "SELECT position, stream FROM seen ORDER BY position",
 ];
 
+#[cfg(feature = "sqlite")]
 struct Sqlite {
     dir: PathBuf,
     events: cqrs_runtime::store::SqliteEventStore,
 }
 
+#[cfg(feature = "sqlite")]
 impl Db for Sqlite {
     type Events = cqrs_runtime::store::SqliteEventStore;
     type Model = cqrs_runtime::store::SqliteReadModel<Tallies>;
@@ -695,6 +698,7 @@ trait OpenBroken<D> {
     async fn open_for(db: &D) -> Self;
 }
 
+#[cfg(feature = "sqlite")]
 impl OpenBroken<Sqlite> for cqrs_runtime::store::SqliteReadModel<Broken> {
     async fn open_for(db: &Sqlite) -> Self {
         Self::open(db.events.path()).await.expect("open")
@@ -708,6 +712,7 @@ impl OpenBroken<pg::Postgres> for cqrs_runtime::store::PostgresReadModel<Broken>
     }
 }
 
+#[cfg(feature = "sqlite")]
 backend_tests!(sqlite, Sqlite, cqrs_runtime::store::SqliteReadModel<Broken>);
 #[cfg(feature = "postgres")]
 backend_tests!(

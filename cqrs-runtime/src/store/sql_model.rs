@@ -59,27 +59,10 @@
 //!     }
 //! }
 //!
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use cqrs_runtime::projection::ProjectionRunner;
-//! use cqrs_runtime::store::{NewEvent, SqliteEventStore, SqliteReadModel, SqlValue};
-//!
-//! let dir = std::env::temp_dir().join(format!("cqrs-doc-sql-{}", uuid::Uuid::now_v7()));
-//! std::fs::create_dir_all(&dir)?;
-//! let path = dir.join("app.sqlite");
-//! let store = SqliteEventStore::open(&path).await?;
-//! for qty in [2, 3] {
-//!     let added = CartEvent::Added(ItemAdded { sku: "tea".into(), qty }).encode()?;
-//!     store.append("cart", "c-1", ExpectedVersion::Any, vec![NewEvent::from_encoded(added, Metadata::new())]).await?;
-//! }
-//! // The read model may share the event store's file (or live in another one).
-//! let model = SqliteReadModel::<Demand>::open(&path).await?;
-//! ProjectionRunner::new(store.clone(), model.clone()).with_leases(store).catch_up().await?;
-//! let rows = model.fetch_all("SELECT qty FROM demand WHERE sku = $1", &["tea".into()]).await?;
-//! assert_eq!(rows, vec![vec![SqlValue::Int(5)]]);
-//! # std::fs::remove_dir_all(&dir)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! # }).unwrap();
 //! ```
+//!
+//! [`SqliteReadModel`](crate::store::SqliteReadModel) runs this projection end to end;
+//! [`PostgresReadModel`](crate::store::PostgresReadModel) is used the same way.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -33,7 +33,14 @@ use crate::store::{Cursor, StoreError, StoredEvent};
 /// committed is never applied again. Read the model through [`PostgresReadModel::client`] (a
 /// connection with the same `search_path`) or [`PostgresReadModel::fetch_all`].
 ///
-/// Cloning is cheap; clones share the connections.
+/// Run it with `.with_leases(event_store)` (a session advisory lock) so that one runner per
+/// projection is active across processes; the batch transaction's advisory lock and
+/// checkpoint re-read keep every event applied once even without.
+///
+/// Cloning is cheap; clones share the connections. See [`SqliteReadModel`] for a complete
+/// example: only the constructor differs (`PostgresReadModel::<P>::connect(url, schema)`).
+///
+/// [`SqliteReadModel`]: crate::store::SqliteReadModel
 pub struct PostgresReadModel<P> {
     inner: Arc<Inner<P>>,
 }

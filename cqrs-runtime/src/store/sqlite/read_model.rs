@@ -27,7 +27,68 @@ use crate::store::{Cursor, StoreError, StoredEvent};
 /// Read the model with [`SqliteReadModel::read`] (any `rusqlite` query on a reader connection)
 /// or [`SqliteReadModel::fetch_all`]. Cloning is cheap; clones share the connections.
 ///
-/// See [`crate::store::sql_model`] for a complete example.
+/// Run it with `.with_leases(event_store)` (or another shared [`LeaseStore`]) so that one
+/// runner per projection is active across processes; even without, the checkpoint re-read in
+/// each batch transaction keeps every event applied once.
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use cqrs_runtime::projection::EventMeta;
+/// use cqrs_runtime::store::{SqlProjection, SqlWrites};
+/// use serde::{Deserialize, Serialize};
+///
+/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// # #[event(name = "item_added", version = 1)]
+/// # pub struct ItemAdded { pub sku: String, pub qty: u32 }
+/// # #[derive(Debug, Clone, PartialEq, EventEnum)]
+/// # pub enum CartEvent { Added(ItemAdded) }
+/// #[derive(Default)]
+/// pub struct Demand;
+///
+/// #[projection(name = "demand", events = CartEvent, transaction = SqlWrites)]
+/// impl Demand {
+///     #[on]
+///     fn added(&mut self, e: &ItemAdded, _: &EventMeta, db: &mut SqlWrites) {
+///         db.execute(
+///             "INSERT INTO demand (sku, qty) VALUES ($1, $2) \
+///              ON CONFLICT (sku) DO UPDATE SET qty = demand.qty + excluded.qty",
+///             [e.sku.as_str().into(), e.qty.into()],
+///         );
+///     }
+/// }
+///
+/// impl SqlProjection for Demand {
+///     fn create_tables(db: &mut SqlWrites) {
+///         db.execute("CREATE TABLE IF NOT EXISTS demand (sku TEXT PRIMARY KEY, qty BIGINT NOT NULL)", []);
+///     }
+///     fn clear_tables(db: &mut SqlWrites) {
+///         db.execute("DELETE FROM demand", []);
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use cqrs_runtime::projection::ProjectionRunner;
+/// use cqrs_runtime::store::{NewEvent, SqliteEventStore, SqliteReadModel, SqlValue};
+///
+/// let dir = std::env::temp_dir().join(format!("cqrs-doc-sql-{}", uuid::Uuid::now_v7()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("app.sqlite");
+/// let store = SqliteEventStore::open(&path).await?;
+/// for qty in [2, 3] {
+///     let added = CartEvent::Added(ItemAdded { sku: "tea".into(), qty }).encode()?;
+///     store.append("cart", "c-1", ExpectedVersion::Any, vec![NewEvent::from_encoded(added, Metadata::new())]).await?;
+/// }
+/// // The read model may share the event store's file (or live in another one).
+/// let model = SqliteReadModel::<Demand>::open(&path).await?;
+/// ProjectionRunner::new(store.clone(), model.clone()).with_leases(store).catch_up().await?;
+/// let rows = model.fetch_all("SELECT qty FROM demand WHERE sku = $1", &["tea".into()]).await?;
+/// assert_eq!(rows, vec![vec![SqlValue::Int(5)]]);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+///
+/// [`LeaseStore`]: crate::store::LeaseStore
 pub struct SqliteReadModel<P> {
     inner: Arc<Inner<P>>,
 }
