@@ -1,6 +1,7 @@
 //! SQL read models on real SQLite files and PostgreSQL schemas: exactly once across a runner
-//! process killed with SIGKILL in the middle of a batch, one active runner at a time with
-//! take-over, rebuilds, and typed errors.
+//! process killed with SIGKILL in the middle of a batch (stalled in a handler, stalled inside
+//! the batch's database transaction, and at arbitrary moments), one active runner at a time
+//! with take-over, rebuilds, and typed errors.
 //!
 //! The kill test re-executes this test binary as the runner process (the `child_runner` test,
 //! which does nothing unless `CQRS_SQL_CHILD` is set). PostgreSQL tests read `DATABASE_URL`
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use cqrs_runtime::projection::{EventMeta, ProjectionError, ProjectionRunner, ReadModelStore};
 use cqrs_runtime::store::{
-    EventStore, ExpectedVersion, LeaseStore, NewEvent, SqlModelError, SqlProjection, SqlValue,
-    SqlWrites, StoreError,
+    EventStore, ExpectedVersion, LeaseStore, NewEvent, SqlDialect, SqlModelError, SqlProjection,
+    SqlValue, SqlWrites, StoreError,
 };
 use cqrs_runtime::{Event, EventEnum, Metadata, projection};
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,9 @@ struct Hooks {
     stall_at: Option<u64>,
     /// Run a CPU-heavy statement per event, so that the batch's transaction takes a while.
     busy: bool,
+    /// At this many handled events, buffer a statement that runs for seconds: the runner stalls
+    /// inside the batch's database transaction, after the earlier events' statements ran.
+    stall_in_tx_at: Option<u64>,
 }
 
 static HOOKS: OnceLock<Hooks> = OnceLock::new();
@@ -119,6 +123,22 @@ fn child_hooks(db: &mut SqlWrites) {
         );
     }
     let handled = HANDLED.fetch_add(1, Ordering::SeqCst) + 1;
+    if hooks.stall_in_tx_at == Some(handled) {
+        // The parent sees this statement running (PostgreSQL: `pg_stat_activity`; SQLite: the
+        // write lock is held) and kills us inside the transaction.
+        match db.dialect() {
+            SqlDialect::Postgres => db.execute(format!("SELECT pg_sleep(3) /* {STALL} */"), []),
+            SqlDialect::Sqlite => db.execute(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000000) \
+                 SELECT count(*) FROM c",
+                [],
+            ),
+        };
+        let _ = std::fs::write(
+            &hooks.marker,
+            format!("stalling in the transaction {handled}"),
+        );
+    }
     if hooks.stall_at == Some(handled) {
         // Mid-batch: the events before this one are handled, nothing of the batch committed.
         let _ = std::fs::write(&hooks.marker, format!("stalled {handled}"));
@@ -127,6 +147,9 @@ fn child_hooks(db: &mut SqlWrites) {
 }
 
 const BATCH: usize = 10;
+
+/// Marks the stalling statement, for `pg_stat_activity`.
+const STALL: &str = "cqrs-stall-in-tx";
 
 /// The runner process: runs the projection live until it is killed.
 #[test]
@@ -140,6 +163,7 @@ fn child_runner() {
         marker: marker.clone(),
         stall_at: var("CQRS_SQL_STALL_AT").parse().ok(),
         busy: var("CQRS_SQL_BUSY") == "1",
+        stall_in_tx_at: var("CQRS_SQL_STALL_IN_TX_AT").parse().ok(),
     };
     assert!(HOOKS.set(hooks).is_ok());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -224,6 +248,8 @@ trait Db: Sized + Send + Sync {
     /// Every row of the model, ordered.
     async fn dump(model: &Self::Model) -> Vec<Vec<SqlValue>>;
     async fn checkpoint(model: &Self::Model) -> Option<u64>;
+    /// Whether a runner process is inside a model transaction, stalled in its long statement.
+    async fn in_transaction(&self) -> bool;
     /// The environment of a runner process on the `main` model.
     fn child_env(&self) -> Vec<(&'static str, String)>;
     async fn teardown(self);
@@ -279,6 +305,16 @@ impl Db for Sqlite {
     async fn checkpoint(model: &Self::Model) -> Option<u64> {
         let checkpoint = model.checkpoint().await.expect("checkpoint");
         checkpoint.map(|c| c.cursor.position)
+    }
+    async fn in_transaction(&self) -> bool {
+        // The runner holds SQLite's write lock for its transaction: ours cannot begin.
+        let conn = rusqlite::Connection::open(self.events.path()).expect("open");
+        conn.busy_timeout(Duration::ZERO).expect("busy timeout");
+        match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK") {
+            Ok(()) => false,
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => true,
+            Err(e) => panic!("probing the write lock: {e}"),
+        }
     }
     fn child_env(&self) -> Vec<(&'static str, String)> {
         let path = self.events.path().display().to_string();
@@ -379,6 +415,18 @@ mod pg {
             let checkpoint = model.checkpoint().await.expect("checkpoint");
             checkpoint.map(|c| c.cursor.position)
         }
+        async fn in_transaction(&self) -> bool {
+            let client = client(&self.url).await.expect("client");
+            let running = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+                     AND xact_start IS NOT NULL AND query LIKE $1",
+                    &[&format!("%{STALL}%")],
+                )
+                .await
+                .expect("pg_stat_activity");
+            running.get::<_, i64>(0) > 0
+        }
         fn child_env(&self) -> Vec<(&'static str, String)> {
             vec![
                 ("CQRS_SQL_CHILD", "postgres".into()),
@@ -449,7 +497,20 @@ async fn model_seen<D: Db>(model: &D::Model) -> Vec<i64> {
         .collect()
 }
 
-fn spawn_child<D: Db>(db: &D, marker: &Path, stall_at: Option<u64>, busy: bool) -> Child {
+/// How a runner process stalls: in a handler, or inside the batch's database transaction.
+#[derive(Clone, Copy)]
+enum Stall {
+    None,
+    InHandler(u64),
+    InTransaction(u64),
+}
+
+fn spawn_child<D: Db>(db: &D, marker: &Path, stall: Stall, busy: bool) -> Child {
+    let (stall_at, stall_in_tx_at) = match stall {
+        Stall::None => (None, None),
+        Stall::InHandler(n) => (Some(n), None),
+        Stall::InTransaction(n) => (None, Some(n)),
+    };
     let _ = std::fs::remove_file(marker);
     let _ = std::fs::remove_file(marker.with_extension("started"));
     let mut command = Command::new(std::env::current_exe().expect("test binary"));
@@ -460,6 +521,10 @@ fn spawn_child<D: Db>(db: &D, marker: &Path, stall_at: Option<u64>, busy: bool) 
         .env(
             "CQRS_SQL_STALL_AT",
             stall_at.map(|n| n.to_string()).unwrap_or_default(),
+        )
+        .env(
+            "CQRS_SQL_STALL_IN_TX_AT",
+            stall_in_tx_at.map(|n| n.to_string()).unwrap_or_default(),
         )
         .stdout(std::process::Stdio::null());
     for (key, value) in db.child_env() {
@@ -503,7 +568,7 @@ async fn killed_mid_batch_then_resumed_equals_a_clean_rebuild<D: Db>(db: &D) {
     let marker = std::env::temp_dir().join(format!("cqrs-kill-{}", uuid::Uuid::now_v7()));
 
     // 1. Stalls in the handler of its 25th event (batch 21..=30): killed mid-batch.
-    let mut child = spawn_child(db, &marker, Some(25), false);
+    let mut child = spawn_child(db, &marker, Stall::InHandler(25), false);
     wait_for_file(&marker, &mut child).await;
     kill(child);
     assert_eq!(
@@ -513,15 +578,37 @@ async fn killed_mid_batch_then_resumed_equals_a_clean_rebuild<D: Db>(db: &D) {
     );
 
     // 2. Resumes at 21, stalls at its 17th event (position 37): the model stays at 30.
-    let mut child = spawn_child(db, &marker, Some(17), false);
+    let mut child = spawn_child(db, &marker, Stall::InHandler(17), false);
     wait_for_file(&marker, &mut child).await;
     kill(child);
     assert_eq!(assert_consistent::<D>(&main).await, 30);
 
-    // 3. Killed at arbitrary moments while batches run heavy statements in their transaction.
+    // 3. Resumes at 31; at its 5th event (position 35) the batch's transaction has run the
+    //    statements of 31..=34 and stalls in a long statement: killed inside the transaction.
+    let mut child = spawn_child(db, &marker, Stall::InTransaction(5), false);
+    wait_for_file(&marker, &mut child).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !db.in_transaction().await {
+        assert!(
+            Instant::now() < deadline,
+            "the runner never stalled in its transaction"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the runner process ended early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    kill(child);
+    assert_eq!(
+        assert_consistent::<D>(&main).await,
+        30,
+        "the killed transaction's statements are not in the model"
+    );
+
+    // 4. Killed at arbitrary moments while batches run heavy statements in their transaction.
     for delay_ms in [40, 90, 150] {
         let started = marker.with_extension("started");
-        let mut child = spawn_child(db, &marker, None, true);
+        let mut child = spawn_child(db, &marker, Stall::None, true);
         wait_for_file(&started, &mut child).await;
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         kill(child);
@@ -529,7 +616,7 @@ async fn killed_mid_batch_then_resumed_equals_a_clean_rebuild<D: Db>(db: &D) {
         eprintln!("killed after {delay_ms} ms: the model is consistent at position {at}");
     }
 
-    // 4. A restarted runner finishes; the model equals a clean rebuild elsewhere.
+    // 5. A restarted runner finishes; the model equals a clean rebuild elsewhere.
     let runner = ProjectionRunner::new(store.clone(), main.clone())
         .with_leases(db.other_events().await)
         .batch_size(BATCH);
