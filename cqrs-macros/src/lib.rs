@@ -11,6 +11,7 @@ mod command;
 mod diag;
 mod event;
 mod event_enum;
+mod item;
 mod paths;
 mod projection;
 mod shape;

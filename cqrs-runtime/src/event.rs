@@ -51,6 +51,17 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn history() -> Vec<EventSchema> {
         vec![Self::SCHEMA]
     }
+
+    /// Serializes this event with its wire name and version (what each arm of a derived
+    /// [`EventEnum::encode`] calls).
+    #[inline]
+    fn encode(&self) -> Result<EncodedEvent, serde_json::Error> {
+        Ok(EncodedEvent {
+            name: Self::NAME,
+            version: Self::VERSION,
+            payload: serde_json::to_vec(self)?,
+        })
+    }
 }
 
 /// Deserializes `payload` into `T`, the struct of `(name, version)`.
@@ -79,6 +90,39 @@ where
         version,
         source: Box::new(source),
     })
+}
+
+/// The `decode_stored` of a version `T` that names a predecessor `P` (`upcast_from` or
+/// `renamed_from`): `T`'s own (name, version) decodes straight into `T`; a newer version of
+/// `T`'s name is [`DecodeError::UnknownVersion`]; anything else decodes as `P` (down its own
+/// chain) and takes the step from `P` to `T`.
+#[inline]
+pub fn decode_or_upcast<P, T>(name: &str, version: u32, payload: &[u8]) -> Result<T, DecodeError>
+where
+    P: Event,
+    T: Event + serde::de::DeserializeOwned + UpcastFrom<P>,
+{
+    if name == T::NAME {
+        if version == T::VERSION {
+            return decode_payload(name, version, payload);
+        }
+        if version > T::VERSION {
+            return Err(DecodeError::UnknownVersion {
+                name: name.to_owned(),
+                version,
+                known: T::VERSION,
+            });
+        }
+    }
+    let previous = P::decode_stored(name, version, payload)?;
+    upcast::<P, T>(name, version, previous)
+}
+
+/// The `history` of a version whose predecessor is `P`: `P`'s history, then `schema`.
+pub fn history_after<P: Event>(schema: EventSchema) -> Vec<EventSchema> {
+    let mut history = P::history();
+    history.push(schema);
+    history
 }
 
 /// A typed step from the previous version `P` to `Self`: implemented for every
@@ -221,18 +265,18 @@ pub trait EventEnum: Sized + Send + Sync + 'static {
     label = "`{E}` has no variant holding `{Self}`",
     note = "add a variant holding `{Self}` to `{E}`, or remove the handler (or `ignore(...)` entry) that names it"
 )]
-pub trait EventOf<E: EventEnum> {
-    /// Wraps this event into its enum variant.
-    fn into_enum(self) -> E;
+pub trait EventOf<E: EventEnum>: Into<E> {
+    /// Wraps this event into its enum variant (the `From` impl the derive writes next to this
+    /// one).
+    #[inline]
+    fn into_enum(self) -> E {
+        self.into()
+    }
     /// Borrows this event out of the enum if the enum holds it.
     fn from_enum(event: &E) -> Option<&Self>;
 }
 
 impl<E: EventEnum> EventOf<E> for E {
-    #[inline]
-    fn into_enum(self) -> E {
-        self
-    }
     #[inline]
     fn from_enum(event: &E) -> Option<&Self> {
         Some(event)

@@ -19,7 +19,7 @@ pub use crate::aggregate::{
 pub use crate::event::{
     DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
-pub use crate::event::{Decoded, Split, decode_payload, upcast};
+pub use crate::event::{Decoded, Split, decode_or_upcast, decode_payload, history_after, upcast};
 pub use crate::schema::{NameSet, Shape, combine, combine_seeded};
 
 /// Compile-time check that `A` has a `#[command]` handler for `C`.
@@ -44,6 +44,60 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// A compile-time check: fails the `const` it is called in with `message` unless `ok`.
+///
+/// `#[track_caller]`, so the error points at the call, which the macros span on the user's
+/// token; one call replaces a `panic!` (and its `format_args!` expansion) per check.
+#[track_caller]
+pub const fn check(ok: bool, message: &'static str) {
+    if !ok {
+        panic!("{}", message)
+    }
+}
+
+/// The `upcast_from` step check: the previous version has the same wire name and is exactly
+/// `version - 1`, else the matching message.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub const fn check_step(
+    previous: (&str, u32),
+    name: &str,
+    version: u32,
+    other_name: &'static str,
+    duplicate: &'static str,
+    backwards: &'static str,
+    gap: &'static str,
+) {
+    let message = if !str_eq(previous.0, name) {
+        other_name
+    } else if previous.1 == version {
+        duplicate
+    } else if previous.1 > version {
+        backwards
+    } else if previous.1 + 1 < version {
+        gap
+    } else {
+        return;
+    };
+    panic!("{}", message)
+}
+
+/// The event enum's wire-name check of member `j` (see [`name_clash`]).
+#[track_caller]
+pub const fn check_name(
+    sets: &[NameSet],
+    current: &[&str],
+    j: usize,
+    duplicate: &'static str,
+    reserved: &'static str,
+) {
+    match name_clash(sets, current, j) {
+        NameClash::Duplicate => panic!("{}", duplicate),
+        NameClash::Reserved => panic!("{}", reserved),
+        NameClash::None => {}
+    }
 }
 
 /// Whether `name` occurs in `earlier`.
@@ -134,7 +188,7 @@ pub fn decode_source<E: EventEnum>(
 /// projections): its own name or one it was renamed from.
 #[inline]
 pub fn is_named<E: Event>(stored: &StoredEvent) -> bool {
-    stored.event_type == E::NAME || E::NAMES.contains(&stored.event_type)
+    E::NAMES.has(&stored.event_type)
 }
 
 /// Decodes `stored` straight into the event struct `E`.

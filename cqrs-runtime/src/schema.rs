@@ -161,6 +161,14 @@ impl NameSet {
         out
     }
 
+    /// Whether `name` is in the set, at run time: `==` on `str` (a length check and a `memcmp`)
+    /// over the names in order, the current name first. What decoding uses; [`NameSet::contains`]
+    /// is the `const` twin for compile-time checks.
+    #[inline]
+    pub fn has(&self, name: &str) -> bool {
+        self.names.iter().take(self.len).any(|n| *n == name)
+    }
+
     /// Whether `name` is in the set.
     pub const fn contains(&self, name: &str) -> bool {
         let mut i = 0;

@@ -15,7 +15,7 @@ pub(super) fn expand(model: &AggregateModel<'_>) -> TokenStream {
     let mut inner = command_enum_impls(model, &private);
     inner.extend(handler_impls(model, &private));
     inner.extend(aggregate_impl(model, &private));
-    out.extend(paths::wrap_in_const(inner));
+    out.extend(paths::wrap_in_const(model.args.krate.as_ref(), inner));
     out
 }
 
@@ -56,7 +56,7 @@ fn command_enum(model: &AggregateModel<'_>) -> TokenStream {
 }
 
 /// `From<C>` for each command, and `Command` for the enum.
-fn command_enum_impls(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStream {
+fn command_enum_impls(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let name = &model.command_enum;
     let self_ty = &model.block.self_ty;
     let variants: Vec<_> = model.commands.iter().map(|h| &h.variant).collect();
@@ -98,7 +98,7 @@ fn command_enum_impls(model: &AggregateModel<'_>, private: &TokenStream) -> Toke
 }
 
 /// `Handles<C>` per command handler and `Apply<E>` per apply handler.
-fn handler_impls(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStream {
+fn handler_impls(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let self_ty = &model.block.self_ty;
     let events = &model.required.events;
     let mut out = TokenStream::new();
@@ -129,7 +129,7 @@ fn handler_impls(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStre
 }
 
 /// `impl Aggregate`: types, exhaustive apply, command dispatch, creation policies.
-fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStream {
+fn aggregate_impl(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let args = &model.args;
     let (self_ty, enum_name) = (&model.block.self_ty, &model.command_enum);
     let required = &model.required;
@@ -174,15 +174,26 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &TokenStream) -> TokenStr
         let command_check = quote_spanned!(ty.span()=> #at::assert_command_of::<Self, #ty>(););
         quote!(#enum_name::#variant(__command) => { #command_check #decision })
     });
-    let policies = model.commands.iter().map(|h| {
-        let variant = &h.variant;
-        let policy = match h.policy {
-            Policy::Create => quote!(Create),
-            Policy::Existing => quote!(Existing),
-            Policy::Any => quote!(Any),
-        };
-        quote!(#enum_name::#variant(_) => #private::CreationPolicy::#policy)
-    });
+    // One arm per policy, its commands joined with `|`: most aggregates use one or two.
+    let policies = [Policy::Create, Policy::Existing, Policy::Any]
+        .into_iter()
+        .filter_map(|policy| {
+            let variants: Vec<_> = model
+                .commands
+                .iter()
+                .filter(|h| h.policy == policy)
+                .map(|h| &h.variant)
+                .collect();
+            if variants.is_empty() {
+                return None;
+            }
+            let policy = match policy {
+                Policy::Create => quote!(Create),
+                Policy::Existing => quote!(Existing),
+                Policy::Any => quote!(Any),
+            };
+            Some(quote!(#(#enum_name::#variants(_))|* => #private::CreationPolicy::#policy))
+        });
     let (handle_body, policy_body) = if model.commands.is_empty() {
         (quote!(match __command {}), quote!(match *__command {}))
     } else {
@@ -307,7 +318,7 @@ pub(super) fn fallback(input: &AggregateInput<'_>) -> TokenStream {
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
         pub enum #enum_name {}
     });
-    out.extend(paths::wrap_in_const(quote! {
+    out.extend(paths::wrap_in_const(args.krate.as_ref(), quote! {
         impl #private::Command for #enum_name {
             type Aggregate = #self_ty;
             fn command_name(&self) -> &'static str { match *self {} }

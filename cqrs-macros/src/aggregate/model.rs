@@ -11,7 +11,7 @@ use crate::signature::{
 };
 
 /// When a command may run, relative to the stream's existence.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Policy {
     Create,
     Existing,

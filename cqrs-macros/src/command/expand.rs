@@ -21,23 +21,26 @@ pub(super) fn expand(model: &CommandModel<'_>) -> TokenStream {
     let handles_check = quote_spanned! {aggregate.span()=>
         #at::assert_handles::<#aggregate, Self>();
     };
-    paths::wrap_in_const(quote! {
-        #[automatically_derived]
-        impl #impl_generics #private::Command for #ident #ty_generics #where_clause {
-            type Aggregate = #aggregate;
-            #[inline]
-            fn command_name(&self) -> &'static str {
-                #handles_check
-                #name
+    paths::wrap_in_const(
+        model.krate.as_ref(),
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics #private::Command for #ident #ty_generics #where_clause {
+                type Aggregate = #aggregate;
+                #[inline]
+                fn command_name(&self) -> &'static str {
+                    #handles_check
+                    #name
+                }
+                #[inline]
+                fn aggregate_id(&self) -> &<#aggregate as #private::Aggregate>::Id {
+                    #id_expr
+                }
             }
-            #[inline]
-            fn aggregate_id(&self) -> &<#aggregate as #private::Aggregate>::Id {
-                #id_expr
-            }
-        }
-        #[automatically_derived]
-        impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
-    })
+            #[automatically_derived]
+            impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
+        },
+    )
 }
 
 /// When the command is invalid but names its aggregate, still implement `Command` so that uses
@@ -51,21 +54,27 @@ pub(super) fn fallback(input: &CommandInput<'_>) -> TokenStream {
         // any handler so that the missing `aggregate = ...` is reported once.
         let (_, ty_generics, where_clause) = input.item.generics.split_for_impl();
         let params = input.item.generics.params.iter();
-        return paths::wrap_in_const(quote! {
-            impl<#(#params,)* __A> #private::CommandOf<__A> for #ident #ty_generics #where_clause {}
-        });
+        return paths::wrap_in_const(
+            attrs.krate.as_ref(),
+            quote! {
+                impl<#(#params,)* __A> #private::CommandOf<__A> for #ident #ty_generics #where_clause {}
+            },
+        );
     };
     let (impl_generics, ty_generics, where_clause) = input.item.generics.split_for_impl();
-    paths::wrap_in_const(quote! {
-        impl #impl_generics #private::Command for #ident #ty_generics #where_clause {
-            type Aggregate = #aggregate;
-            fn command_name(&self) -> &'static str {
-                ::core::stringify!(#ident)
+    paths::wrap_in_const(
+        attrs.krate.as_ref(),
+        quote! {
+            impl #impl_generics #private::Command for #ident #ty_generics #where_clause {
+                type Aggregate = #aggregate;
+                fn command_name(&self) -> &'static str {
+                    ::core::stringify!(#ident)
+                }
+                fn aggregate_id(&self) -> &<#aggregate as #private::Aggregate>::Id {
+                    ::core::unimplemented!()
+                }
             }
-            fn aggregate_id(&self) -> &<#aggregate as #private::Aggregate>::Id {
-                ::core::unimplemented!()
-            }
-        }
-        impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
-    })
+            impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
+        },
+    )
 }

@@ -36,34 +36,38 @@ pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
     let history = history_items(model, &private);
     let mut checks = chain_checks(model);
     checks.extend(lock_check(model));
-    paths::wrap_in_const(quote! {
-        #[automatically_derived]
-        impl #private::Event for #ident {
-            const NAME: &'static str = #name;
-            const VERSION: u32 = #version;
-            const SCHEMA: #private::EventSchema = #private::EventSchema {
-                name: #name,
-                version: #version,
-                rust_type: #rust_type,
-                fields: &[#(#fields),*],
-                fingerprint: #fingerprint,
-            };
-            #history
-        }
-        #checks
-    })
+    paths::wrap_in_const(
+        krate,
+        quote! {
+            #[automatically_derived]
+            impl #private::Event for #ident {
+                const NAME: &'static str = #name;
+                const VERSION: u32 = #version;
+                const SCHEMA: #private::EventSchema = #private::EventSchema {
+                    name: #name,
+                    version: #version,
+                    rust_type: #rust_type,
+                    fields: &[#(#fields),*],
+                    fingerprint: #fingerprint,
+                };
+                #history
+            }
+            #checks
+        },
+    )
 }
 
 /// With a previous version: the name set, the chained decoder and the history.
-fn history_items(model: &EventModel<'_>, private: &TokenStream) -> TokenStream {
+fn history_items(model: &EventModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let prev = match &model.previous {
         Previous::None => return TokenStream::new(),
         Previous::Upcast(prev) | Previous::Renamed(prev) => prev,
     };
     // The step call is spanned at `upcast_from = ...`, so a missing `From` is reported there.
     let at = paths::private_at(model.krate.as_ref(), prev.span());
-    let step =
-        quote_spanned!(prev.span()=> #at::upcast::<#prev, Self>(__name, __version, __previous));
+    let step = quote_spanned!(prev.span()=>
+        #at::decode_or_upcast::<#prev, Self>(__name, __version, __payload)
+    );
     quote! {
         const NAMES: #private::NameSet = <#prev as #private::Event>::NAMES.with(Self::NAME);
 
@@ -72,26 +76,11 @@ fn history_items(model: &EventModel<'_>, private: &TokenStream) -> TokenStream {
             __version: u32,
             __payload: &[u8],
         ) -> #private::Result<Self, #private::DecodeError> {
-            if __name == Self::NAME {
-                if __version == Self::VERSION {
-                    return #private::decode_payload(__name, __version, __payload);
-                }
-                if __version > Self::VERSION {
-                    return #private::Result::Err(#private::DecodeError::UnknownVersion {
-                        name: #private::ToOwned::to_owned(__name),
-                        version: __version,
-                        known: Self::VERSION,
-                    });
-                }
-            }
-            let __previous = <#prev as #private::Event>::decode_stored(__name, __version, __payload)?;
             #step
         }
 
         fn history() -> #private::Vec<#private::EventSchema> {
-            let mut __history = <#prev as #private::Event>::history();
-            __history.push(Self::SCHEMA);
-            __history
+            #private::history_after::<#prev>(Self::SCHEMA)
         }
     }
 }
@@ -123,18 +112,10 @@ fn chain_checks(model: &EventModel<'_>) -> TokenStream {
                 version - 1
             );
             quote_spanned! {prev.span()=>
-                const _: () = {
-                    let __previous = <#prev as #at::Event>::VERSION;
-                    if !#at::str_eq(<#prev as #at::Event>::NAME, #name) {
-                        ::core::panic!(#other_name)
-                    } else if __previous == #version {
-                        ::core::panic!(#duplicate)
-                    } else if __previous > #version {
-                        ::core::panic!(#backwards)
-                    } else if __previous + 1 < #version {
-                        ::core::panic!(#gap)
-                    }
-                };
+                const _: () = #at::check_step(
+                    (<#prev as #at::Event>::NAME, <#prev as #at::Event>::VERSION),
+                    #name, #version, #other_name, #duplicate, #backwards, #gap,
+                );
             }
         }
         Previous::Renamed(old) => {
@@ -144,9 +125,7 @@ fn chain_checks(model: &EventModel<'_>) -> TokenStream {
                 "`renamed_from = {o}` names an event with the same wire name `{name}`: for a new version of one name use `upcast_from`"
             );
             quote_spanned! {old.span()=>
-                const _: () = if #at::str_eq(<#old as #at::Event>::NAME, #name) {
-                    ::core::panic!(#same)
-                };
+                const _: () = #at::check(!#at::str_eq(<#old as #at::Event>::NAME, #name), #same);
             }
         }
     }
@@ -190,9 +169,10 @@ fn lock_check(model: &EventModel<'_>) -> TokenStream {
         "the shape of `{name}` version {version} (`{ident}`) no longer matches {source}: events stored as version {version} would not decode into it. A published version is frozen: restore its shape, and put the change in a new version (`upcast_from = {ident}` plus a step); if version {version} was never published, or this is another stream's event that reuses the wire name, {record}"
     );
     out.extend(quote_spanned! {ident.span()=>
-        const _: () = if !#at::fingerprint_in(<#ident as #at::Event>::SCHEMA.fingerprint, &[#(#fingerprints),*]) {
-            ::core::panic!(#message)
-        };
+        const _: () = #at::check(
+            #at::fingerprint_in(<#ident as #at::Event>::SCHEMA.fingerprint, &[#(#fingerprints),*]),
+            #message,
+        );
     });
     out
 }
@@ -206,17 +186,20 @@ pub(super) fn fallback(input: &EventInput<'_>) -> TokenStream {
     let krate = input.attrs.as_ref().ok().and_then(|a| a.krate.as_ref());
     let private = paths::private(krate);
     let ident = &input.item.ident;
-    paths::wrap_in_const(quote! {
-        impl #private::Event for #ident {
-            const NAME: &'static str = ::core::stringify!(#ident);
-            const VERSION: u32 = 1;
-            const SCHEMA: #private::EventSchema = #private::EventSchema {
-                name: ::core::stringify!(#ident),
-                version: 1,
-                rust_type: ::core::stringify!(#ident),
-                fields: &[],
-                fingerprint: 0,
-            };
-        }
-    })
+    paths::wrap_in_const(
+        krate,
+        quote! {
+            impl #private::Event for #ident {
+                const NAME: &'static str = ::core::stringify!(#ident);
+                const VERSION: u32 = 1;
+                const SCHEMA: #private::EventSchema = #private::EventSchema {
+                    name: ::core::stringify!(#ident),
+                    version: 1,
+                    rust_type: ::core::stringify!(#ident),
+                    fields: &[],
+                    fingerprint: 0,
+                };
+            }
+        },
+    )
 }

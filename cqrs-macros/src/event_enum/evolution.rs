@@ -9,7 +9,7 @@ use super::parse::EnumModel;
 use crate::paths;
 
 /// `fn decode`, `fn history` and `const RETIRED` of the `EventEnum` impl.
-pub(super) fn decode_items(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+pub(super) fn decode_items(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let idents: Vec<_> = model.variants.iter().map(|v| v.ident).collect();
     let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
     let split = &model.split;
@@ -26,23 +26,19 @@ pub(super) fn decode_items(model: &EnumModel<'_>, private: &TokenStream) -> Toke
             __version: u32,
             __payload: &[u8],
         ) -> #private::Result<#private::Decoded<Self>, #private::DecodeError> {
-            // The current names first: the common case costs one comparison per variant.
+            // Every name a variant decodes (its current name first, then the names it was
+            // renamed from). The name checks below guarantee that no name belongs to two
+            // variants, so the order of the tests does not matter; a name set of one name is
+            // one comparison once inlined.
             #(
-                if __name == <#tys as #private::Event>::NAME {
-                    return <#tys as #private::Event>::decode_stored(__name, __version, __payload)
-                        .map(|__event| #private::Decoded::One(Self::#idents(__event)));
-                }
-            )*
-            // Names a variant was renamed from.
-            #(
-                if <#tys as #private::Event>::NAMES.contains(__name) {
+                if <#tys as #private::Event>::NAMES.has(__name) {
                     return <#tys as #private::Event>::decode_stored(__name, __version, __payload)
                         .map(|__event| #private::Decoded::One(Self::#idents(__event)));
                 }
             )*
             // Split events: one stored event becomes several current ones.
             #(
-                if <#split as #private::Event>::NAMES.contains(__name) {
+                if <#split as #private::Event>::NAMES.has(__name) {
                     let __old = <#split as #private::Event>::decode_stored(__name, __version, __payload)?;
                     return #private::Result::Ok(#private::Decoded::Many(#split_checks));
                 }
@@ -96,9 +92,15 @@ pub(super) fn name_checks(model: &EnumModel<'_>) -> TokenStream {
         )
     }));
     let tys: Vec<_> = members.iter().map(|(_, t, _)| t).collect();
+    // Without split types the members are the variants, whose names `EventEnum::NAMES` lists.
+    let names = if model.split.is_empty() {
+        quote!(<#enum_name as #private::EventEnum>::NAMES)
+    } else {
+        quote!(&[#(<#tys as #private::Event>::NAME),*])
+    };
     let mut out = quote! {
         const __CQRS_NAME_SETS: &[#private::NameSet] = &[#(<#tys as #private::Event>::NAMES),*];
-        const __CQRS_NAMES: &[&str] = &[#(<#tys as #private::Event>::NAME),*];
+        const __CQRS_NAMES: &[&str] = #names;
     };
     for (j, (label, _, span)) in members.iter().enumerate().skip(1) {
         let at = paths::private_at(krate, *span);
@@ -109,11 +111,7 @@ pub(super) fn name_checks(model: &EnumModel<'_>) -> TokenStream {
             "`{label}` uses a wire name reserved in `{enum_name}`: an earlier variant was renamed from it (or this one was renamed from that one's name), so stored events under it already decode to that variant; choose a new name"
         );
         out.extend(quote_spanned! {*span=>
-            const _: () = match #at::name_clash(__CQRS_NAME_SETS, __CQRS_NAMES, #j) {
-                #at::NameClash::Duplicate => ::core::panic!(#duplicate),
-                #at::NameClash::Reserved => ::core::panic!(#reserved),
-                #at::NameClash::None => {}
-            };
+            const _: () = #at::check_name(__CQRS_NAME_SETS, __CQRS_NAMES, #j, #duplicate, #reserved);
         });
     }
     for name in &model.retired {
@@ -123,9 +121,7 @@ pub(super) fn name_checks(model: &EnumModel<'_>) -> TokenStream {
             name.value()
         );
         out.extend(quote_spanned! {name.span()=>
-            const _: () = if #at::names_contain(__CQRS_NAME_SETS, #name) {
-                ::core::panic!(#message)
-            };
+            const _: () = #at::check(!#at::names_contain(__CQRS_NAME_SETS, #name), #message);
         });
     }
     out

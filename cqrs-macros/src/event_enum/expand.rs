@@ -8,17 +8,16 @@ use crate::paths;
 
 pub(super) fn expand(model: &EnumModel<'_>) -> TokenStream {
     let private = paths::private(model.krate.as_ref());
-    let mut out = name_constants(model, &private);
-    let mut inner = event_enum_impl(model, &private);
+    let mut inner = name_constants(model, &private);
+    inner.extend(event_enum_impl(model, &private));
     inner.extend(member_impls(model, &private));
     inner.extend(apply_all_impl(model, &private));
     inner.extend(super::evolution::name_checks(model));
-    out.extend(paths::wrap_in_const(inner));
-    out
+    paths::wrap_in_const(model.krate.as_ref(), inner)
 }
 
 /// `impl EventEnum`: names, versions, encode, decode, schema.
-fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+fn event_enum_impl(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let ident = &model.item.ident;
     let idents: Vec<_> = model.variants.iter().map(|v| v.ident).collect();
     let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
@@ -50,13 +49,9 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream 
             }
 
             fn encode(&self) -> #private::Result<#private::EncodedEvent, #private::JsonError> {
-                #private::Result::Ok(match self {
-                    #(Self::#idents(__event) => #private::EncodedEvent {
-                        name: <#tys as #private::Event>::NAME,
-                        version: <#tys as #private::Event>::VERSION,
-                        payload: #private::json_to_vec(__event)?,
-                    },)*
-                })
+                match self {
+                    #(Self::#idents(__event) => <#tys as #private::Event>::encode(__event),)*
+                }
             }
 
             #decode_items
@@ -70,7 +65,7 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream 
 }
 
 /// `From`, `EventOf` and `IntoEvents` for each held event struct.
-fn member_impls(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+fn member_impls(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let ident = &model.item.ident;
     let mut out = quote! {
         #[automatically_derived]
@@ -95,10 +90,6 @@ fn member_impls(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
             #[automatically_derived]
             impl #private::EventOf<#ident> for #ty {
                 #[inline]
-                fn into_enum(self) -> #ident {
-                    #ident::#var(self)
-                }
-                #[inline]
                 fn from_enum(event: &#ident) -> #private::Option<&Self> {
                     match event {
                         #ident::#var(inner) => #private::Some(inner),
@@ -119,7 +110,7 @@ fn member_impls(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
 }
 
 /// Exhaustive dispatch to any aggregate that applies every variant.
-fn apply_all_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+fn apply_all_impl(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let ident = &model.item.ident;
     let idents: Vec<_> = model.variants.iter().map(|v| v.ident).collect();
     let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
@@ -140,7 +131,7 @@ fn apply_all_impl(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
 }
 
 /// `AccountEvent::OPENED` etc.: the wire name of each variant as an inherent constant.
-fn name_constants(model: &EnumModel<'_>, private: &TokenStream) -> TokenStream {
+fn name_constants(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let ident = &model.item.ident;
     let consts = model.variants.iter().map(|v| {
         let screaming =
@@ -170,20 +161,23 @@ pub(super) fn fallback(input: &EnumInput<'_>) -> TokenStream {
     let krate = input.attrs.as_ref().ok().and_then(|a| a.krate.as_ref());
     let private = paths::private(krate);
     let ident = &input.item.ident;
-    paths::wrap_in_const(quote! {
-        impl #private::EventEnum for #ident {
-            const NAMES: &'static [&'static str] = &[];
-            fn event_name(&self) -> &'static str { ::core::unimplemented!() }
-            fn event_version(&self) -> u32 { ::core::unimplemented!() }
-            fn event_any(&self) -> &dyn ::core::any::Any { ::core::unimplemented!() }
-            fn encode(&self) -> #private::Result<#private::EncodedEvent, #private::JsonError> { ::core::unimplemented!() }
-            fn decode(__name: &str, _: u32, _: &[u8]) -> #private::Result<#private::Decoded<Self>, #private::DecodeError> {
-                #private::Result::Err(#private::DecodeError::UnknownEventType { name: #private::ToOwned::to_owned(__name) })
+    paths::wrap_in_const(
+        krate,
+        quote! {
+            impl #private::EventEnum for #ident {
+                const NAMES: &'static [&'static str] = &[];
+                fn event_name(&self) -> &'static str { ::core::unimplemented!() }
+                fn event_version(&self) -> u32 { ::core::unimplemented!() }
+                fn event_any(&self) -> &dyn ::core::any::Any { ::core::unimplemented!() }
+                fn encode(&self) -> #private::Result<#private::EncodedEvent, #private::JsonError> { ::core::unimplemented!() }
+                fn decode(__name: &str, _: u32, _: &[u8]) -> #private::Result<#private::Decoded<Self>, #private::DecodeError> {
+                    #private::Result::Err(#private::DecodeError::UnknownEventType { name: #private::ToOwned::to_owned(__name) })
+                }
+                fn schema() -> &'static [#private::EventSchema] { &[] }
             }
-            fn schema() -> &'static [#private::EventSchema] { &[] }
-        }
-        impl<__A> #private::ApplyAll<__A> for #ident {
-            fn apply_to(&self, _: &mut __A) {}
-        }
-    })
+            impl<__A> #private::ApplyAll<__A> for #ident {
+                fn apply_to(&self, _: &mut __A) {}
+            }
+        },
+    )
 }

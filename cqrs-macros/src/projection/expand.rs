@@ -15,7 +15,7 @@ pub(super) fn expand(model: &ProjectionModel<'_>) -> TokenStream {
     inner.extend(decision_impls(model, &private));
     inner.extend(query_impls(model, &private));
     inner.extend(source_overlap_checks(model));
-    out.extend(paths::wrap_in_const(inner));
+    out.extend(paths::wrap_in_const(model.args.krate.as_ref(), inner));
     out
 }
 
@@ -35,7 +35,7 @@ fn transaction(model_tx: Option<&syn::Type>) -> TokenStream {
 }
 
 /// `impl Projection`: identity, the dispatch of stored events, the reset hook.
-fn projection_impl(model: &ProjectionModel<'_>, private: &TokenStream) -> TokenStream {
+fn projection_impl(model: &ProjectionModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let self_ty = &model.block.self_ty;
     let (name, version) = (model.name.as_str(), model.version);
     let tx = transaction(model.args.transaction.as_ref());
@@ -79,7 +79,7 @@ fn projection_impl(model: &ProjectionModel<'_>, private: &TokenStream) -> TokenS
 
 /// Decode with each source enum in turn; the enum's exhaustive dispatch reaches one `On` impl
 /// per variant, so an undecided variant fails to compile on the source's token.
-fn exhaustive_dispatch(model: &ProjectionModel<'_>, private: &TokenStream) -> TokenStream {
+fn exhaustive_dispatch(model: &ProjectionModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let arms = model.sources.iter().map(|source| {
         let at = paths::private_at(model.args.krate.as_ref(), source.span());
         let dispatch = quote_spanned! {source.span()=>
@@ -109,7 +109,7 @@ fn exhaustive_dispatch(model: &ProjectionModel<'_>, private: &TokenStream) -> To
 }
 
 /// `non_exhaustive`: only handled events are decoded, by wire name; the rest is skipped.
-fn by_name_dispatch(model: &ProjectionModel<'_>, private: &TokenStream) -> TokenStream {
+fn by_name_dispatch(model: &ProjectionModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let arms = model.handlers.iter().map(|h| {
         let ty = h.event_ty;
         quote! {
@@ -163,7 +163,7 @@ fn member_check(model: &ProjectionModel<'_>, ty: &syn::Type) -> TokenStream {
 }
 
 /// `On<E>` per `#[on]` handler (calling it) and per ignored event (doing nothing).
-fn decision_impls(model: &ProjectionModel<'_>, private: &TokenStream) -> TokenStream {
+fn decision_impls(model: &ProjectionModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let self_ty = &model.block.self_ty;
     let tx = transaction(model.args.transaction.as_ref());
     let mut out = TokenStream::new();
@@ -205,7 +205,7 @@ fn decision_impls(model: &ProjectionModel<'_>, private: &TokenStream) -> TokenSt
 }
 
 /// `Answers<Q>` per `#[query]` method.
-fn query_impls(model: &ProjectionModel<'_>, private: &TokenStream) -> TokenStream {
+fn query_impls(model: &ProjectionModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let self_ty = &model.block.self_ty;
     let impls = model.queries.iter().map(|q| {
         let (ty, output, method) = (q.query_ty, q.output, &q.method.sig.ident);
@@ -236,12 +236,13 @@ fn source_overlap_checks(model: &ProjectionModel<'_>) -> TokenStream {
         );
         for earlier in &model.sources[..i] {
             out.extend(quote_spanned! {source.span()=>
-                const _: () = if #at::names_overlap(
-                    <#source as #at::EventEnum>::NAMES,
-                    <#earlier as #at::EventEnum>::NAMES,
-                ) {
-                    ::core::panic!(#message)
-                };
+                const _: () = #at::check(
+                    !#at::names_overlap(
+                        <#source as #at::EventEnum>::NAMES,
+                        <#earlier as #at::EventEnum>::NAMES,
+                    ),
+                    #message,
+                );
             });
         }
     }
@@ -298,26 +299,29 @@ pub(super) fn fallback(input: &ProjectionInput<'_>) -> TokenStream {
             }
         })
     });
-    out.extend(paths::wrap_in_const(quote! {
-        impl #private::Projection for #path {
-            const NAME: &'static str = #name;
-            const VERSION: u32 = 1;
-            const HANDLED: &'static [&'static str] = &[];
-            type Transaction = #tx;
-            fn project(
-                &mut self,
-                _: &#private::StoredEvent,
-                _: &#private::EventMeta<'_>,
-                _: &mut #tx,
-            ) -> #private::Result<#private::Outcome, #private::DecodeError> {
-                #private::Ok(#private::Outcome::Foreign)
+    out.extend(paths::wrap_in_const(
+        args.krate.as_ref(),
+        quote! {
+            impl #private::Projection for #path {
+                const NAME: &'static str = #name;
+                const VERSION: u32 = 1;
+                const HANDLED: &'static [&'static str] = &[];
+                type Transaction = #tx;
+                fn project(
+                    &mut self,
+                    _: &#private::StoredEvent,
+                    _: &#private::EventMeta<'_>,
+                    _: &mut #tx,
+                ) -> #private::Result<#private::Outcome, #private::DecodeError> {
+                    #private::Ok(#private::Outcome::Foreign)
+                }
+                fn reset(&mut self) {}
             }
-            fn reset(&mut self) {}
-        }
-        impl<__E> #private::On<__E> for #path {
-            fn on(&mut self, _: &__E, _: &#private::EventMeta<'_>, _: &mut #tx) {}
-        }
-        #(#queries)*
-    }));
+            impl<__E> #private::On<__E> for #path {
+                fn on(&mut self, _: &__E, _: &#private::EventMeta<'_>, _: &mut #tx) {}
+            }
+            #(#queries)*
+        },
+    ));
     out
 }

@@ -67,12 +67,15 @@ fn try_expand(input: &syn::DeriveInput) -> darling::Result<TokenStream> {
         param.bounds.push(syn::parse_quote!(#private::Shape));
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
-    Ok(paths::wrap_in_const(quote! {
-        #[automatically_derived]
-        impl #impl_generics #private::Shape for #ident #ty_generics #where_clause {
-            const FINGERPRINT: u64 = #fingerprint;
-        }
-    }))
+    Ok(paths::wrap_in_const(
+        krate,
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics #private::Shape for #ident #ty_generics #where_clause {
+                const FINGERPRINT: u64 = #fingerprint;
+            }
+        },
+    ))
 }
 
 fn struct_kind(fields: &syn::Fields) -> &'static str {
