@@ -26,6 +26,27 @@ pub(crate) fn with_fallback(error: darling::Error, fallback: TokenStream) -> Tok
     out
 }
 
+/// The items whose type (as written) repeats an earlier item's, each with that earlier item
+/// and the type as text: what the "one handler per event / one variant per type" checks report.
+/// Each type is printed once and looked up in a map, so the check is linear in the items.
+pub(crate) fn repeated_types<T>(
+    items: &[T],
+    ty: impl Fn(&T) -> &syn::Type,
+) -> Vec<(&T, &T, String)> {
+    let mut first = std::collections::HashMap::with_capacity(items.len());
+    let mut repeated = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = type_to_string(ty(item));
+        match first.get(&key) {
+            Some(&earlier) => repeated.push((item, &items[earlier], key)),
+            None => {
+                first.insert(key, i);
+            }
+        }
+    }
+    repeated
+}
+
 /// Renders a type the way a user writes it (`Vec<u8>`, not `Vec < u8 >`), for messages and schemas.
 pub(crate) fn type_to_string(ty: &syn::Type) -> String {
     let raw = quote::quote!(#ty).to_string();

@@ -63,7 +63,6 @@ fn command_enum_impls(model: &AggregateModel<'_>, private: &proc_macro2::Ident) 
     let froms = model.commands.iter().map(|h| {
         let (variant, ty) = (&h.variant, h.command_ty);
         quote! {
-            #[automatically_derived]
             impl #private::From<#ty> for #name {
                 #[inline]
                 fn from(command: #ty) -> Self {
@@ -105,7 +104,6 @@ fn handler_impls(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> To
     for h in &model.commands {
         let ty = h.command_ty;
         out.extend(quote! {
-            #[automatically_derived]
             impl #private::Handles<#ty> for #self_ty {}
         });
     }
@@ -115,7 +113,6 @@ fn handler_impls(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> To
         let at = paths::private_at(model.args.krate.as_ref(), ty.span());
         let member_check = quote_spanned!(ty.span()=> #at::assert_event_of::<#events, #ty>(););
         out.extend(quote! {
-            #[automatically_derived]
             impl #private::Apply<#ty> for #self_ty {
                 #[inline]
                 fn apply_event(&mut self, __event: &#ty) {

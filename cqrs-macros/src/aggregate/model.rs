@@ -4,7 +4,7 @@
 use quote::format_ident;
 
 use super::parse::{AggregateArgs, AggregateInput, CommandOpts, MarkedMethod, Role};
-use crate::diag::{Errors, error_at, errors, type_to_string};
+use crate::diag::{Errors, error_at, errors, repeated_types, type_to_string};
 use crate::signature::{
     EventHandlerMessages, ImplPlacement, check_event_handler, check_inherent_impl, check_plain_fn,
     typed_args,
@@ -356,22 +356,26 @@ fn variant_name(ty: &syn::Type) -> darling::Result<syn::Ident> {
 
 /// Invariant: each command has exactly one handler (and one variant name in the command enum).
 fn check_one_handler_per_command(commands: &[CommandHandler<'_>], errs: &mut Errors) {
+    let repeated = repeated_types(commands, |h| h.command_ty);
+    for (handler, first, ty) in &repeated {
+        errs.push(error_at(
+            handler.command_ty,
+            format!(
+                "`{ty}` already has a `#[command]` handler, `{}`: a command has exactly one handler, so merge the two or remove one",
+                first.method.sig.ident
+            ),
+        ));
+    }
     for (i, handler) in commands.iter().enumerate() {
-        let earlier = &commands[..i];
-        let ty = type_to_string(handler.command_ty);
-        if let Some(first) = earlier.iter().find(|h| type_to_string(h.command_ty) == ty) {
+        if repeated.iter().any(|(h, _, _)| std::ptr::eq(*h, handler)) {
+            continue;
+        }
+        if let Some(first) = commands[..i].iter().find(|h| h.variant == handler.variant) {
             errs.push(error_at(
                 handler.command_ty,
                 format!(
-                    "`{ty}` already has a `#[command]` handler, `{}`: a command has exactly one handler, so merge the two or remove one",
-                    first.method.sig.ident
-                ),
-            ));
-        } else if let Some(first) = earlier.iter().find(|h| h.variant == handler.variant) {
-            errs.push(error_at(
-                handler.command_ty,
-                format!(
-                    "`{ty}` and `{}` would both be the variant `{}` of the command enum: rename one of the command types",
+                    "`{}` and `{}` would both be the variant `{}` of the command enum: rename one of the command types",
+                    type_to_string(handler.command_ty),
                     type_to_string(first.command_ty),
                     handler.variant
                 ),
@@ -382,19 +386,13 @@ fn check_one_handler_per_command(commands: &[CommandHandler<'_>], errs: &mut Err
 
 /// Invariant: each event has exactly one `#[apply]` handler.
 fn check_one_apply_per_event(applies: &[ApplyHandler<'_>], errs: &mut Errors) {
-    for (i, handler) in applies.iter().enumerate() {
-        let ty = type_to_string(handler.event_ty);
-        if let Some(first) = applies[..i]
-            .iter()
-            .find(|h| type_to_string(h.event_ty) == ty)
-        {
-            errs.push(error_at(
-                handler.event_ty,
-                format!(
-                    "`{ty}` already has an `#[apply]` handler, `{}`: an event is applied by exactly one handler, so merge the two",
-                    first.method.sig.ident
-                ),
-            ));
-        }
+    for (handler, first, ty) in repeated_types(applies, |x| x.event_ty) {
+        errs.push(error_at(
+            handler.event_ty,
+            format!(
+                "`{ty}` already has an `#[apply]` handler, `{}`: an event is applied by exactly one handler, so merge the two",
+                first.method.sig.ident
+            ),
+        ));
     }
 }

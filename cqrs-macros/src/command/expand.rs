@@ -37,7 +37,6 @@ pub(super) fn expand(model: &CommandModel<'_>) -> TokenStream {
                     #id_expr
                 }
             }
-            #[automatically_derived]
             impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
         },
     )

@@ -80,14 +80,12 @@ fn member_impls(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStr
         let (var, ty) = (v.ident, v.ty);
         let other_arm = (model.variants.len() > 1).then(|| quote!(_ => #private::None,));
         out.extend(quote! {
-            #[automatically_derived]
             impl #private::From<#ty> for #ident {
                 #[inline]
                 fn from(event: #ty) -> Self {
                     Self::#var(event)
                 }
             }
-            #[automatically_derived]
             impl #private::EventOf<#ident> for #ty {
                 #[inline]
                 fn from_enum(event: &#ident) -> #private::Option<&Self> {
@@ -97,7 +95,6 @@ fn member_impls(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStr
                     }
                 }
             }
-            #[automatically_derived]
             impl #private::IntoEvents<#ident> for #ty {
                 #[inline]
                 fn into_events(self) -> #private::Events<#ident> {

@@ -2,7 +2,7 @@
 
 use darling::FromAttributes;
 
-use crate::diag::{error_at, errors, type_to_string};
+use crate::diag::{error_at, errors, repeated_types};
 
 /// `#[event_enum(...)]` on the enum.
 #[derive(Clone, Default, FromAttributes)]
@@ -148,17 +148,14 @@ fn variants(item: &syn::DeriveInput) -> darling::Result<Vec<VariantModel<'_>>> {
 /// Invariant: each event struct belongs to one variant (decoding and `From` must be unambiguous).
 fn check_distinct_types(variants: &[VariantModel<'_>]) -> darling::Result<()> {
     let mut errs = errors();
-    for (i, v) in variants.iter().enumerate() {
-        let ty = type_to_string(v.ty);
-        if let Some(first) = variants[..i].iter().find(|w| type_to_string(w.ty) == ty) {
-            errs.push(error_at(
-                v.ty,
-                format!(
-                    "`{ty}` is already held by the variant `{}`: each event struct belongs to exactly one variant",
-                    first.ident
-                ),
-            ));
-        }
+    for (v, first, ty) in repeated_types(variants, |x| x.ty) {
+        errs.push(error_at(
+            v.ty,
+            format!(
+                "`{ty}` is already held by the variant `{}`: each event struct belongs to exactly one variant",
+                first.ident
+            ),
+        ));
     }
     errs.finish()
 }

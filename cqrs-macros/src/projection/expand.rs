@@ -170,20 +170,22 @@ fn decision_impls(model: &ProjectionModel<'_>, private: &proc_macro2::Ident) -> 
     for h in &model.handlers {
         let (ty, method) = (h.event_ty, &h.method.sig.ident);
         let check = member_check(model, ty);
+        // A parameter the handler does not take is `_`, so nothing is left unused.
         let mut call_args = vec![quote!(__event)];
+        let (mut meta_param, mut tx_param) = (quote!(_), quote!(_));
         if let Some(meta) = h.meta_ty {
             call_args.push(quote_spanned!(meta.span()=> __meta));
+            meta_param = quote!(__meta);
         }
         if let Some(tx_ty) = h.tx_ty {
             call_args.push(quote_spanned!(tx_ty.span()=> __tx));
+            tx_param = quote!(__tx);
         }
         out.extend(quote! {
-            #[automatically_derived]
             impl #private::On<#ty> for #self_ty {
                 #[inline]
-                fn on(&mut self, __event: &#ty, __meta: &#private::EventMeta<'_>, __tx: &mut #tx) {
+                fn on(&mut self, __event: &#ty, #meta_param: &#private::EventMeta<'_>, #tx_param: &mut #tx) {
                     #check
-                    let _ = (&__meta, &__tx);
                     self.#method(#(#call_args),*)
                 }
             }
@@ -192,7 +194,6 @@ fn decision_impls(model: &ProjectionModel<'_>, private: &proc_macro2::Ident) -> 
     for ty in &model.ignored {
         let check = member_check(model, ty);
         out.extend(quote! {
-            #[automatically_derived]
             impl #private::On<#ty> for #self_ty {
                 #[inline]
                 fn on(&mut self, _: &#ty, _: &#private::EventMeta<'_>, _: &mut #tx) {

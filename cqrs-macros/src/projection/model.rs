@@ -2,7 +2,7 @@
 //! invariant and writes into one accumulator, so the user sees every mistake at once.
 
 use super::parse::{MarkedMethod, ProjectionArgs, ProjectionInput, Role};
-use crate::diag::{Errors, error_at, errors, type_to_string};
+use crate::diag::{Errors, error_at, errors, repeated_types, type_to_string};
 use crate::signature::{
     EventHandlerMessages, ImplPlacement, check_event_handler, check_inherent_impl, check_plain_fn,
     typed_args,
@@ -312,39 +312,27 @@ fn check_query<'a>(marked: &MarkedMethod<'a>) -> darling::Result<QueryMethod<'a>
 
 /// Invariant: each event has at most one `#[on]` handler.
 fn check_one_handler_per_event(handlers: &[OnHandler<'_>], errs: &mut Errors) {
-    for (i, handler) in handlers.iter().enumerate() {
-        let ty = type_to_string(handler.event_ty);
-        if let Some(first) = handlers[..i]
-            .iter()
-            .find(|h| type_to_string(h.event_ty) == ty)
-        {
-            errs.push(error_at(
-                handler.event_ty,
-                format!(
-                    "`{ty}` already has an `#[on]` handler, `{}`: an event has at most one handler per projection, so merge the two",
-                    first.method.sig.ident
-                ),
-            ));
-        }
+    for (handler, first, ty) in repeated_types(handlers, |x| x.event_ty) {
+        errs.push(error_at(
+            handler.event_ty,
+            format!(
+                "`{ty}` already has an `#[on]` handler, `{}`: an event has at most one handler per projection, so merge the two",
+                first.method.sig.ident
+            ),
+        ));
     }
 }
 
 /// Invariant: each query type has exactly one `#[query]` method.
 fn check_one_method_per_query(queries: &[QueryMethod<'_>], errs: &mut Errors) {
-    for (i, query) in queries.iter().enumerate() {
-        let ty = type_to_string(query.query_ty);
-        if let Some(first) = queries[..i]
-            .iter()
-            .find(|q| type_to_string(q.query_ty) == ty)
-        {
-            errs.push(error_at(
-                query.query_ty,
-                format!(
-                    "`{ty}` is already answered by `{}`: a query has one answer, so remove one method or give it its own query type",
-                    first.method.sig.ident
-                ),
-            ));
-        }
+    for (query, first, ty) in repeated_types(queries, |x| x.query_ty) {
+        errs.push(error_at(
+            query.query_ty,
+            format!(
+                "`{ty}` is already answered by `{}`: a query has one answer, so remove one method or give it its own query type",
+                first.method.sig.ident
+            ),
+        ));
     }
 }
 
@@ -362,20 +350,26 @@ fn check_ignored(
             "`ignore(...)` has no effect on a `non_exhaustive` projection, which skips every unhandled event: remove `ignore(...)`, or remove `non_exhaustive` to keep the compiler checking that every event is decided",
         ));
     }
-    for (i, ty) in ignored.iter().enumerate() {
+    for (ty, _, text) in repeated_types(ignored, |t| t) {
+        errs.push(error_at(
+            ty,
+            format!("`{text}` is already ignored: list it once"),
+        ));
+    }
+    if ignored.is_empty() {
+        return;
+    }
+    let handled: std::collections::HashMap<String, &syn::Ident> = handlers
+        .iter()
+        .map(|h| (type_to_string(h.event_ty), &h.method.sig.ident))
+        .collect();
+    for ty in ignored {
         let text = type_to_string(ty);
-        if ignored[..i].iter().any(|t| type_to_string(t) == text) {
-            errs.push(error_at(
-                ty,
-                format!("`{text}` is already ignored: list it once"),
-            ));
-        }
-        if let Some(h) = handlers.iter().find(|h| type_to_string(h.event_ty) == text) {
+        if let Some(method) = handled.get(&text) {
             errs.push(error_at(
                 ty,
                 format!(
-                    "`{text}` is handled by `{}` and ignored here: decide once, so remove it from `ignore(...)` or remove the handler",
-                    h.method.sig.ident
+                    "`{text}` is handled by `{method}` and ignored here: decide once, so remove it from `ignore(...)` or remove the handler"
                 ),
             ));
         }
