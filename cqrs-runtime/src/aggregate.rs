@@ -5,6 +5,10 @@
 //! ([`Apply`], [`Handles`], [`IntoEvents`], [`HandlerOutput`]) are how the compiler checks the
 //! DSL's invariants, so each carries a diagnostic written in the DSL's words.
 
+mod decided;
+
+pub use decided::{Decided, decided};
+
 use std::fmt;
 use std::future::Future;
 

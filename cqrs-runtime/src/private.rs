@@ -1,6 +1,6 @@
 //! The only door generated code uses. Not public API: names here may change in any release.
 
-pub use core::future::{Future, ready};
+pub use core::future::Future;
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use std::borrow::ToOwned;
@@ -14,7 +14,7 @@ pub use serde_json::to_vec as json_to_vec;
 
 pub use crate::aggregate::{
     Aggregate, Apply, ApplyAll, Command, CommandOf, CreationPolicy, HandlerOutput, Handles,
-    IntoEvents,
+    IntoEvents, decided,
 };
 pub use crate::event::{
     DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,

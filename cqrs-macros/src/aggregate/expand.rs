@@ -211,7 +211,7 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> T
             #handle_body
         })
     } else {
-        quote!(#private::ready({
+        quote!(#private::decided({
             let _ = __services;
             #handle_body
         }))
