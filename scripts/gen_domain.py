@@ -234,6 +234,7 @@ def projections(macro):
     `#[projection]` and an `#[on]` handler per event, or with `Projection` implemented by hand
     (decode the enum, `match` the variants)."""
     out = ["//! Read models: a sum per id over each aggregate's events.\n\n#![allow(clippy::all)]\n\nuse std::collections::HashMap;\n\n"]
+    out += [f"use crate::agg{k}::*;\n" for k in range(PROJECTIONS)]
     if macro:
         out.append("use cqrs_runtime::prelude::*;\n\n")
     else:
@@ -244,14 +245,14 @@ def projections(macro):
         )
     for k in range(PROJECTIONS):
         CURRENT[0] = k
-        ev = f"crate::agg{k}::A{k}Event"
+        ev = f"A{k}Event"
         out.append(f"#[derive(Debug, Default)]\npub struct Totals{k} {{\n    pub by_id: HashMap<String, i64>,\n    pub events: u64,\n}}\n\n")
         out.append(f"impl Totals{k} {{\n    fn add(&mut self, id: &str, amount: i64) {{\n")
         out.append("        *self.by_id.entry(id.to_owned()).or_default() += amount;\n        self.events += 1;\n    }\n}\n\n")
         if macro:
             out.append(f'#[projection(name = "totals{k}", events = {ev})]\nimpl Totals{k} {{\n')
             for j in range(EVENTS[k]):
-                out.append(f"    #[on]\n    fn e{j}(&mut self, e: &crate::agg{k}::A{k}E{j}) {{\n        self.add(&e.id, e.amount);\n    }}\n\n")
+                out.append(f"    #[on]\n    fn e{j}(&mut self, e: &A{k}E{j}) {{\n        self.add(&e.id, e.amount);\n    }}\n\n")
             out.append("}\n\n")
             continue
         out.append(f"impl Totals{k} {{\n    fn on(&mut self, event: &{ev}) {{\n        use {ev} as E;\n        match event {{\n")

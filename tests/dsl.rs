@@ -85,3 +85,16 @@ fn encode_decode_round_trip() {
     );
     println!("{}", cqrs_runtime::event::describe::<AccountEvent>());
 }
+
+#[test]
+fn an_event_converts_into_and_out_of_its_enum() {
+    use cqrs_runtime::event::EventOf;
+    let deposited = MoneyDeposited {
+        amount: 5,
+        balance_after: 15,
+    };
+    let wrapped: AccountEvent = deposited.clone().into_enum();
+    assert_eq!(MoneyDeposited::from_enum(&wrapped), Some(&deposited));
+    assert_eq!(MoneyWithdrawn::from_enum(&wrapped), None);
+    assert_eq!(AccountEvent::from_enum(&wrapped), Some(&wrapped));
+}

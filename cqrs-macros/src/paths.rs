@@ -27,13 +27,13 @@ pub(crate) fn private(_custom: Option<&syn::Path>) -> proc_macro2::Ident {
 /// namespace, with the [`private`] alias declared first. Every item that names the runtime goes
 /// through here.
 pub(crate) fn wrap_in_const(custom: Option<&syn::Path>, items: TokenStream) -> TokenStream {
+    // Every caller's items name the runtime through the alias, so the `use` is never unused.
+    // A user's `crate = ::path` may be more qualified than the lint wants where it expands.
+    let allow = custom.map(|_| quote!(#[allow(unused_qualifications)]));
     let krate = runtime(custom);
     quote! {
-        #[doc(hidden)]
-        // `crate = ::path` may be qualified more than the lint wants where the macro expands.
-        #[allow(unused_qualifications)]
+        #allow
         const _: () = {
-            #[allow(unused_imports)]
             use #krate::__private as __cqrs;
             #items
         };

@@ -118,6 +118,21 @@ where
     upcast::<P, T>(name, version, previous)
 }
 
+/// A member's decoded event as its enum's [`Decoded::One`] (each arm of a derived
+/// [`EventEnum::decode`]; `variant` is the variant's constructor).
+#[inline]
+pub fn decoded<T, E>(
+    event: Result<T, DecodeError>,
+    variant: impl FnOnce(T) -> E,
+) -> Result<Decoded<E>, DecodeError> {
+    event.map(|event| Decoded::One(variant(event)))
+}
+
+/// The `history` of an event enum: the histories of its members, in order.
+pub fn histories(members: &[fn() -> Vec<EventSchema>]) -> Vec<EventSchema> {
+    members.iter().flat_map(|history| history()).collect()
+}
+
 /// The `history` of a version whose predecessor is `P`: `P`'s history, then `schema`.
 pub fn history_after<P: Event>(schema: EventSchema) -> Vec<EventSchema> {
     let mut history = P::history();
@@ -265,15 +280,19 @@ pub trait EventEnum: Sized + Send + Sync + 'static {
     label = "`{E}` has no variant holding `{Self}`",
     note = "add a variant holding `{Self}` to `{E}`, or remove the handler (or `ignore(...)` entry) that names it"
 )]
-pub trait EventOf<E: EventEnum>: Into<E> {
+pub trait EventOf<E: EventEnum>: Into<E> + 'static {
     /// Wraps this event into its enum variant (the `From` impl the derive writes next to this
     /// one).
     #[inline]
     fn into_enum(self) -> E {
         self.into()
     }
-    /// Borrows this event out of the enum if the enum holds it.
-    fn from_enum(event: &E) -> Option<&Self>;
+    /// Borrows this event out of the enum if the enum holds it (by default through
+    /// [`EventEnum::event_any`]: the held event, if it is a `Self`).
+    #[inline]
+    fn from_enum(event: &E) -> Option<&Self> {
+        event.event_any().downcast_ref::<Self>()
+    }
 }
 
 impl<E: EventEnum> EventOf<E> for E {

@@ -19,8 +19,25 @@ pub use crate::aggregate::{
 pub use crate::event::{
     DecodeError, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
-pub use crate::event::{Decoded, Split, decode_or_upcast, decode_payload, history_after, upcast};
+pub use crate::event::{
+    Decoded, Split, decode_or_upcast, decode_payload, decoded, histories, history_after, upcast,
+};
 pub use crate::schema::{NameSet, Shape, combine, combine_seeded};
+
+/// The field list of an `EventSchema` from `(name, type)` pairs (shorter to generate than one
+/// `FieldSchema { .. }` literal per field).
+pub const fn fields<const N: usize>(pairs: [(&'static str, &'static str); N]) -> [FieldSchema; N] {
+    let mut out = [FieldSchema { name: "", ty: "" }; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = FieldSchema {
+            name: pairs[i].0,
+            ty: pairs[i].1,
+        };
+        i += 1;
+    }
+    out
+}
 
 /// Compile-time check that `A` has a `#[command]` handler for `C`.
 #[inline]

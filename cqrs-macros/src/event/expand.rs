@@ -21,7 +21,7 @@ pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
             .opaque
             .clone()
             .unwrap_or_else(|| crate::diag::type_to_string(f.ty));
-        quote!(#private::FieldSchema { name: #fname, ty: #fty })
+        quote!((#fname, #fty))
     });
     let desc = shape::describe(
         "struct",
@@ -39,7 +39,6 @@ pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
     paths::wrap_in_const(
         krate,
         quote! {
-            #[automatically_derived]
             impl #private::Event for #ident {
                 const NAME: &'static str = #name;
                 const VERSION: u32 = #version;
@@ -47,7 +46,7 @@ pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
                     name: #name,
                     version: #version,
                     rust_type: #rust_type,
-                    fields: &[#(#fields),*],
+                    fields: &#private::fields([#(#fields),*]),
                     fingerprint: #fingerprint,
                 };
                 #history

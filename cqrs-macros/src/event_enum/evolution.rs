@@ -32,8 +32,10 @@ pub(super) fn decode_items(model: &EnumModel<'_>, private: &proc_macro2::Ident) 
             // one comparison once inlined.
             #(
                 if <#tys as #private::Event>::NAMES.has(__name) {
-                    return <#tys as #private::Event>::decode_stored(__name, __version, __payload)
-                        .map(|__event| #private::Decoded::One(Self::#idents(__event)));
+                    return #private::decoded(
+                        <#tys as #private::Event>::decode_stored(__name, __version, __payload),
+                        Self::#idents,
+                    );
                 }
             )*
             // Split events: one stored event becomes several current ones.
@@ -53,10 +55,10 @@ pub(super) fn decode_items(model: &EnumModel<'_>, private: &proc_macro2::Ident) 
         }
 
         fn history() -> #private::Vec<#private::EventSchema> {
-            let mut __history = #private::Vec::new();
-            #( __history.extend(<#tys as #private::Event>::history()); )*
-            #( __history.extend(<#split as #private::Event>::history()); )*
-            __history
+            #private::histories(&[
+                #(<#tys as #private::Event>::history,)*
+                #(<#split as #private::Event>::history,)*
+            ])
         }
     }
 }

@@ -22,16 +22,24 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> Token
     let idents: Vec<_> = model.variants.iter().map(|v| v.ident).collect();
     let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
     let decode_items = super::evolution::decode_items(model, private);
+    let indices = 0..idents.len();
     quote! {
+        // The variant's position: what `NAMES` and `__CQRS_VERSIONS` are indexed by.
+        #[inline]
+        fn __cqrs_variant(event: &#ident) -> usize {
+            match event {
+                #(#ident::#idents(_) => #indices,)*
+            }
+        }
+        const __CQRS_VERSIONS: &[u32] = &[#(<#tys as #private::Event>::VERSION),*];
+
         #[automatically_derived]
         impl #private::EventEnum for #ident {
             const NAMES: &'static [&'static str] = &[#(<#tys as #private::Event>::NAME),*];
 
             #[inline]
             fn event_name(&self) -> &'static str {
-                match self {
-                    #(Self::#idents(_) => <#tys as #private::Event>::NAME,)*
-                }
+                Self::NAMES[__cqrs_variant(self)]
             }
 
             #[inline]
@@ -43,9 +51,7 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> Token
 
             #[inline]
             fn event_version(&self) -> u32 {
-                match self {
-                    #(Self::#idents(_) => <#tys as #private::Event>::VERSION,)*
-                }
+                __CQRS_VERSIONS[__cqrs_variant(self)]
             }
 
             fn encode(&self) -> #private::Result<#private::EncodedEvent, #private::JsonError> {
@@ -78,7 +84,6 @@ fn member_impls(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStr
     };
     for v in &model.variants {
         let (var, ty) = (v.ident, v.ty);
-        let other_arm = (model.variants.len() > 1).then(|| quote!(_ => #private::None,));
         out.extend(quote! {
             impl #private::From<#ty> for #ident {
                 #[inline]
@@ -86,19 +91,11 @@ fn member_impls(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStr
                     Self::#var(event)
                 }
             }
-            impl #private::EventOf<#ident> for #ty {
-                #[inline]
-                fn from_enum(event: &#ident) -> #private::Option<&Self> {
-                    match event {
-                        #ident::#var(inner) => #private::Some(inner),
-                        #other_arm
-                    }
-                }
-            }
+            impl #private::EventOf<#ident> for #ty {}
             impl #private::IntoEvents<#ident> for #ty {
                 #[inline]
                 fn into_events(self) -> #private::Events<#ident> {
-                    #private::Events::One(#ident::#var(self))
+                    #private::Events::One(self.into())
                 }
             }
         });
