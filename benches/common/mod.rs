@@ -37,6 +37,7 @@ pub fn now<F: Future>(future: F) -> F::Output {
 /// contender runs its async API on the same kind of runtime.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("tokio runtime")
 }

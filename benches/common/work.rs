@@ -9,12 +9,15 @@
 use std::collections::HashMap;
 
 use cqrs_runtime::prelude::*;
+use cqrs_runtime::projection::EventMeta;
 use cqrs_runtime::store::{NewEvent, StoredEvent};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 use super::data::{Logical, Outcome, Step, stream_id};
-use super::domain::{Account, AccountCommand, AccountEvent, Deposit, Open, Withdraw};
+use super::domain::{
+    Account, AccountCommand, AccountEvent, Deposit, Deposited, Open, Opened, Withdraw, Withdrawn,
+};
 use super::hand;
 
 /// The stream type every contender stores (the aggregate's `name`).
@@ -187,16 +190,16 @@ pub fn w2_hand(
 
 // ---- W3: rebuild a read model from the global log --------------------------------------------
 
-/// The read model: one row per account and totals. The `#[projection]` macro is not on main
-/// yet, so both contenders fold by hand; (a) decodes with the generated decoder.
-#[derive(Debug, Default, PartialEq)]
+/// The read model: one row per account and totals. (a) is this struct as a `#[projection]`,
+/// rebuilt by the `ProjectionRunner`; (b) folds into it by hand.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Portfolio {
     pub accounts: HashMap<String, Row>,
     pub total: i64,
     pub events: u64,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Row {
     pub owner: String,
     pub balance: i64,
@@ -236,27 +239,32 @@ impl Portfolio {
 /// Batch size of the catch-up reads of W3 (both (a) and (b)).
 pub const BATCH: usize = 1_000;
 
-/// W3, (a): read the global log in batches, generated decoder, fold.
+#[projection(name = "w3_portfolio", events = AccountEvent)]
+impl Portfolio {
+    #[on]
+    fn on_opened(&mut self, e: &Opened, meta: &EventMeta) {
+        self.opened(meta.stream_id, &e.owner);
+    }
+
+    #[on]
+    fn on_deposited(&mut self, e: &Deposited, meta: &EventMeta) {
+        self.deposited(meta.stream_id, e.amount);
+    }
+
+    #[on]
+    fn on_withdrawn(&mut self, e: &Withdrawn, meta: &EventMeta) {
+        self.withdrawn(meta.stream_id, e.amount);
+    }
+}
+
+/// W3, (a): the `#[projection]` above, rebuilt by a `ProjectionRunner` (pages of `BATCH` from
+/// the global log, generated decoding and dispatch, checkpoint per page, lease) into an
+/// `InMemoryReadModel`; the copy out at the end (1,000 rows) is part of the count.
 pub fn w3_generated(rt: &Runtime, store: &InMemoryEventStore) -> Portfolio {
-    let mut model = Portfolio::default();
-    rt.block_on(async {
-        let mut after = 0;
-        loop {
-            let batch = store.read_all(after, BATCH).await.expect("reads");
-            let Some(last) = batch.last() else { break };
-            after = last.global_position;
-            for stored in &batch {
-                AccountEvent::decode(&stored.event_type, stored.event_version, &stored.payload)
-                    .expect("decodes")
-                    .for_each(|event| match &event {
-                        AccountEvent::Opened(e) => model.opened(&stored.stream_id, &e.owner),
-                        AccountEvent::Deposited(e) => model.deposited(&stored.stream_id, e.amount),
-                        AccountEvent::Withdrawn(e) => model.withdrawn(&stored.stream_id, e.amount),
-                    });
-            }
-        }
-    });
-    model
+    let model = InMemoryReadModel::<Portfolio>::new();
+    let runner = ProjectionRunner::new(store.clone(), model.clone()).batch_size(BATCH);
+    rt.block_on(runner.rebuild()).expect("rebuilds");
+    model.snapshot()
 }
 
 /// W3, (b): the same reads, the hand-written decoder, the same fold.
