@@ -4,8 +4,9 @@
 //! dispatch, the exhaustive `apply` dispatch and the event codec, and the compiler checks the
 //! rules that other frameworks check at runtime or never: an event that no `#[apply]` handles,
 //! a command without a handler, a handler with the wrong shape, two variants with one wire name.
-//! The generated code names runtime items only through `::cqrs_runtime::__private`, so it
-//! survives users who shadow `Result`, `Option` or the crate name.
+//! The generated code names runtime items only through `::cqrs_runtime::__private` (aliased as
+//! `__cqrs` inside the anonymous `const` block that holds the generated items), so it survives
+//! users who shadow `Result`, `Option` or the crate name.
 //!
 //! # The DSL
 //!
@@ -350,6 +351,8 @@
 //!     fn handle(&self, command: CounterCommand, _: &())
 //!         -> impl Future<Output = Result<Events<CounterEvent>, CounterError>> + Send
 //!     {
+//!         // With only sync handlers the macro returns `aggregate::decided(..)`, a future ready
+//!         // at once, rather than an `async` block; the decisions are the same.
 //!         async move {
 //!             match command {
 //!                 CounterCommand::Start(_) => Ok(Events::One(Started {}.into())),
