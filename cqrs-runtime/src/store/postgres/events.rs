@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use futures_core::Stream;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{Conn, PostgresEventStore};
@@ -12,7 +14,7 @@ use crate::envelope::Metadata;
 use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
 use crate::store::{
     AppendOutcome, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent,
-    StreamEvent,
+    StreamEvent, StreamEventRef,
 };
 
 /// How often an append re-runs after losing a race it may still win (an any-version append
@@ -223,6 +225,45 @@ impl EventStore for PostgresEventStore {
                 })
             })
             .collect()
+    }
+
+    /// Decodes each row as it arrives from the server (a row stream, not a `Vec` of rows),
+    /// lending its text columns to `visit` without copying them.
+    async fn replay_stream<F>(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        let conn = self.conn().await?;
+        let from = to_i64(from_version.max(1), "version")?;
+        let params: [&(dyn ToSql + Sync); 3] = [&stream_type, &stream_id, &from];
+        let rows = conn
+            .client
+            .query_raw(&conn.st.read_stream_events, params)
+            .await
+            .map_err(e)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+            let row = row.map_err(e)?;
+            let event_version: i32 = row.try_get(3).map_err(e)?;
+            let payload: &str = row.try_get(4).map_err(e)?;
+            let event = StreamEventRef {
+                global_position: to_u64(row.try_get(0).map_err(e)?, "position")?,
+                stream_version: to_u64(row.try_get(1).map_err(e)?, "version")?,
+                event_type: row.try_get(2).map_err(e)?,
+                event_version: u32::try_from(event_version).map_err(e)?,
+                payload: payload.as_bytes(),
+            };
+            if !visit(event) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn read_all(

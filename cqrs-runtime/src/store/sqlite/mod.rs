@@ -43,6 +43,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::names::TableNames;
 use super::{
     AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
+    StreamEventRef,
 };
 pub use extras::SqliteLease;
 use sql::{Request, Sql};
@@ -276,6 +277,39 @@ impl EventStore for SqliteEventStore {
             sql.read_stream_events(conn, &stream_type, &stream_id, from_version)
         })
         .await
+    }
+
+    /// Reads on the blocking pool and decodes on the caller's task at the same time: the
+    /// rows travel in chunks (two allocations per 256 events), borrowed by `visit`.
+    async fn replay_stream<F>(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        let (chunks, mut inbox) = tokio::sync::mpsc::channel(2);
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        let read = self.read(move |conn, sql| {
+            sql.replay_stream(conn, &stream_type, &stream_id, from_version, |chunk| {
+                chunks.blocking_send(chunk).is_ok()
+            })
+        });
+        // Dropping `inbox` (when `visit` stops early) stops the reader at its next chunk.
+        let visit_all = async move {
+            while let Some(chunk) = inbox.recv().await {
+                for event in chunk.events() {
+                    if !visit(event) {
+                        return;
+                    }
+                }
+            }
+        };
+        let ((), read) = tokio::join!(visit_all, read);
+        read
     }
 
     async fn read_all(
