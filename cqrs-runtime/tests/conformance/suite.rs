@@ -72,10 +72,10 @@ pub async fn read_stream_from_version<B: Backend>(b: &Arc<B>) {
 }
 
 /// `replay_stream` lends the same events as `read_stream_events`, from any version, across
-/// the SQL stores' chunk boundaries (256 rows), and stops when the visitor says so.
+/// SQLite's chunk boundaries (2,048 rows), and stops when the visitor says so.
 pub async fn replay_stream_lends_every_event_and_stops<B: Backend>(b: &Arc<B>) {
     let store = b.events();
-    for (id, n) in [("a", 600), ("b", 3)] {
+    for (id, n) in [("a", 4_500), ("b", 3)] {
         for chunk in 0..n / 100 + 1 {
             let range = chunk * 100..(chunk * 100 + 100).min(n);
             let expected = ExpectedVersion::from_version(range.start);
@@ -107,7 +107,7 @@ pub async fn replay_stream_lends_every_event_and_stops<B: Backend>(b: &Arc<B>) {
             seen
         }
     };
-    for from in [0, 1, 257, 600, 601] {
+    for from in [0, 1, 2_049, 4_500, 4_501] {
         let read = store
             .read_stream_events("thing", "a", from)
             .await
@@ -126,13 +126,13 @@ pub async fn replay_stream_lends_every_event_and_stops<B: Backend>(b: &Arc<B>) {
             assert!(same_json(&seen.4, &read.payload), "payload changed");
         }
     }
-    assert_eq!(replay(1, usize::MAX).await.len(), 600);
+    assert_eq!(replay(1, usize::MAX).await.len(), 4_500);
     let stopped = replay(1, 5).await;
     assert_eq!(
         stopped.iter().map(|e| e.1).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5]
     );
-    assert_eq!(replay(300, 300).await.len(), 300);
+    assert_eq!(replay(2_000, 300).await.len(), 300);
     let mut none = 0;
     store
         .replay_stream("thing", "missing", 1, |_| {

@@ -27,6 +27,7 @@
 //! # }).unwrap();
 //! ```
 
+mod chunk;
 mod extras;
 mod schema;
 mod sql;
@@ -45,6 +46,7 @@ use super::{
     AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
     StreamEventRef,
 };
+use chunk::ChunkPool;
 pub use extras::SqliteLease;
 use sql::{Request, Sql};
 use writer::Job;
@@ -113,6 +115,7 @@ impl SqliteConfig {
                 inner: Arc::new(Inner {
                     writer,
                     readers: Mutex::new(Vec::new()),
+                    chunks: ChunkPool::default(),
                     sql,
                     config: self,
                 }),
@@ -135,6 +138,8 @@ struct Inner {
     /// The writer thread's inbox.
     writer: Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// Buffers of aggregate loads, reused.
+    chunks: ChunkPool,
     sql: Arc<Sql>,
     config: SqliteConfig,
 }
@@ -280,7 +285,7 @@ impl EventStore for SqliteEventStore {
     }
 
     /// Reads on the blocking pool and decodes on the caller's task at the same time: the
-    /// rows travel in chunks (two allocations per 256 events), borrowed by `visit`.
+    /// rows travel in chunks of 2,048 events with reused buffers, borrowed by `visit`.
     async fn replay_stream<F>(
         &self,
         stream_type: &str,
@@ -293,18 +298,25 @@ impl EventStore for SqliteEventStore {
     {
         let (chunks, mut inbox) = tokio::sync::mpsc::channel(2);
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        let inner = Arc::clone(&self.inner);
         let read = self.read(move |conn, sql| {
-            sql.replay_stream(conn, &stream_type, &stream_id, from_version, |chunk| {
-                chunks.blocking_send(chunk).is_ok()
-            })
+            sql.replay_stream(
+                conn,
+                &stream_type,
+                &stream_id,
+                from_version,
+                &inner.chunks,
+                |chunk| chunks.blocking_send(chunk).is_ok(),
+            )
         });
         // Dropping `inbox` (when `visit` stops early) stops the reader at its next chunk.
+        let pool = &self.inner.chunks;
         let visit_all = async move {
             while let Some(chunk) = inbox.recv().await {
-                for event in chunk.events() {
-                    if !visit(event) {
-                        return;
-                    }
+                let go_on = chunk.events().all(&mut visit);
+                pool.give(chunk);
+                if !go_on {
+                    return;
                 }
             }
         };

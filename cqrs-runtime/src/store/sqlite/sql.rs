@@ -8,11 +8,12 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::chunk::{Chunk, ChunkPool};
 use crate::envelope::Metadata;
 use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
 use crate::store::names::TableNames;
 use crate::store::{
-    AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent, StreamEventRef,
+    AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
 };
 
 /// An append waiting for the writer.
@@ -326,6 +327,7 @@ impl Sql {
         stream_type: &str,
         stream_id: &str,
         from_version: u64,
+        pool: &ChunkPool,
         mut send: impl FnMut(Chunk) -> bool,
     ) -> Result<(), StoreError> {
         let from = to_i64(from_version.max(1), "version")?;
@@ -335,25 +337,24 @@ impl Sql {
         let mut rows = query
             .query(params![stream_type, stream_id, from])
             .map_err(StoreError::backend)?;
-        let mut chunk = Chunk::new();
+        let mut chunk = pool.take();
         while let Some(row) = rows.next().map_err(StoreError::backend)? {
-            let text = |i| -> Result<&str, StoreError> {
-                let value = row.get_ref(i).map_err(StoreError::backend)?;
-                value.as_str().map_err(StoreError::backend)
-            };
+            let event_type = row.get_ref(2).map_err(StoreError::backend)?;
+            // The payload stays bytes: decoding validates its UTF-8 anyway.
+            let payload = row.get_ref(4).map_err(StoreError::backend)?;
             let event_version: i64 = row.get(3).map_err(StoreError::backend)?;
             chunk.push(
                 to_u64(row.get(0).map_err(StoreError::backend)?, "position")?,
                 to_u64(row.get(1).map_err(StoreError::backend)?, "version")?,
                 u32::try_from(event_version).map_err(StoreError::backend)?,
-                text(2)?,
-                text(4)?,
+                event_type.as_str().map_err(StoreError::backend)?,
+                payload.as_bytes().map_err(StoreError::backend)?,
             );
-            if chunk.is_full() && !send(std::mem::replace(&mut chunk, Chunk::new())) {
+            if chunk.is_full() && !send(std::mem::replace(&mut chunk, pool.take())) {
                 return Ok(());
             }
         }
-        if !chunk.rows.is_empty() {
+        if !chunk.is_empty() {
             send(chunk);
         }
         Ok(())
@@ -443,84 +444,4 @@ fn stored_event(values: RowValues) -> Result<StoredEvent, StoreError> {
             StoreError::backend(format!("stored recorded_at {at} is out of range"))
         })?,
     })
-}
-
-/// Events of one stream read for a load, on their way from the blocking pool to the task
-/// that decodes them: every string of the chunk in one buffer, so a chunk costs two
-/// allocations whatever its number of events.
-pub(super) struct Chunk {
-    text: String,
-    rows: Vec<ChunkRow>,
-}
-
-/// One event of a [`Chunk`]: its type and payload are `text[start..type_end]` and
-/// `text[type_end..payload_end]`, `start` being the previous row's `payload_end`.
-struct ChunkRow {
-    global_position: u64,
-    stream_version: u64,
-    event_version: u32,
-    type_end: usize,
-    payload_end: usize,
-}
-
-impl Chunk {
-    /// Events per chunk: small enough that decoding starts early and overlaps the reading,
-    /// large enough that the hand-over costs little per event.
-    const ROWS: usize = 256;
-
-    fn new() -> Self {
-        Self {
-            text: String::new(),
-            rows: Vec::with_capacity(Self::ROWS),
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.rows.len() >= Self::ROWS
-    }
-
-    fn push(
-        &mut self,
-        global_position: u64,
-        stream_version: u64,
-        event_version: u32,
-        event_type: &str,
-        payload: &str,
-    ) {
-        if self.text.capacity() == 0 {
-            // The first row sizes the buffer for a chunk of similar rows.
-            self.text
-                .reserve((event_type.len() + payload.len()) * Self::ROWS);
-        }
-        self.text.push_str(event_type);
-        let type_end = self.text.len();
-        self.text.push_str(payload);
-        self.rows.push(ChunkRow {
-            global_position,
-            stream_version,
-            event_version,
-            type_end,
-            payload_end: self.text.len(),
-        });
-    }
-
-    /// The chunk's events, in stream order.
-    pub(super) fn events(&self) -> impl Iterator<Item = StreamEventRef<'_>> {
-        let mut start = 0;
-        self.rows.iter().map(move |row| {
-            let event_type = self.text.get(start..row.type_end).unwrap_or_default();
-            let payload = self
-                .text
-                .get(row.type_end..row.payload_end)
-                .unwrap_or_default();
-            start = row.payload_end;
-            StreamEventRef {
-                global_position: row.global_position,
-                stream_version: row.stream_version,
-                event_type,
-                event_version: row.event_version,
-                payload: payload.as_bytes(),
-            }
-        })
-    }
 }
