@@ -3,9 +3,11 @@
 //! - One writer connection serializes appends inside the process, in `BEGIN IMMEDIATE`
 //!   transactions, so several processes may share the file (SQLite's own write lock, waited
 //!   for up to the busy timeout).
-//! - Group commit: appends that arrive while the writer is busy are committed together, in
-//!   one transaction and one disk sync, each inside its own savepoint (a refused append rolls
-//!   back only its own rows, and every append keeps its own outcome).
+//! - Group commit without a writer thread: an append that finds the writer connection free
+//!   commits on its own blocking task; appends that arrive while it is busy are committed
+//!   together by its holder, in one transaction and one disk sync, each inside its own
+//!   savepoint (a refused append rolls back only its own rows, and every append keeps its
+//!   own outcome). An append committed alone needs no savepoint.
 //! - Readers use their own connections (WAL: readers never block the writer).
 //! - Commits are serialized, so global positions become visible in order and the default
 //!   [`EventStore::read_after`] (with `tx = 0`) is exact.
@@ -35,7 +37,6 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ use super::{
 use chunk::ChunkPool;
 pub use extras::SqliteLease;
 use sql::{Request, Sql};
-use writer::Job;
+use writer::Writer;
 
 /// How hard SQLite pushes each commit to disk (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -110,7 +111,7 @@ impl SqliteConfig {
             let sql = Arc::new(Sql::new(&self.tables));
             let mut conn = connect(&self)?;
             sql.migrate(&mut conn)?;
-            let writer = writer::start(conn, Arc::clone(&sql))?;
+            let writer = Writer::new(conn);
             Ok(SqliteEventStore {
                 inner: Arc::new(Inner {
                     writer,
@@ -135,8 +136,8 @@ pub struct SqliteEventStore {
 }
 
 struct Inner {
-    /// The writer thread's inbox.
-    writer: Sender<Job>,
+    /// The write connection and the appends queued for it.
+    writer: Writer,
     readers: Mutex<Vec<Connection>>,
     /// Buffers of aggregate loads, reused.
     chunks: ChunkPool,
@@ -164,18 +165,13 @@ impl SqliteEventStore {
         &self.inner.config.path
     }
 
-    /// Runs `f` on the writer thread.
+    /// Runs `f` on the write connection, on the blocking pool.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection, &Sql) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        writer::call(&self.inner.writer, f).await
-    }
-
-    /// Queues one append for the writer thread's next group.
-    fn queue_append(&self, request: Request) -> Result<(), StoreError> {
-        let job = Job::Append(request);
-        self.inner.writer.send(job).map_err(|_| writer::stopped())
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.writer.run(&inner.sql, f)).await
     }
 
     /// Runs `f` on a reader connection, on the blocking pool.
@@ -255,8 +251,13 @@ impl EventStore for SqliteEventStore {
             events,
             reply,
         };
-        // Group commit: the writer thread commits it with every other queued append.
-        self.queue_append(request)?;
+        // Group commit: committed on this blocking task, or by the one holding the writer
+        // connection, with every other queued append. The reply comes before the blocking
+        // task ends (a leader goes on committing the others' appends).
+        let inner = Arc::clone(&self.inner);
+        drop(tokio::task::spawn_blocking(move || {
+            inner.writer.append(&inner.sql, request);
+        }));
         outcome.await.map_err(|_| writer::stopped())?
     }
 

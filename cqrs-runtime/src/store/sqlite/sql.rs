@@ -33,6 +33,10 @@ fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
         .map_err(StoreError::backend)
 }
 
+/// How often an append committed alone runs again when, between its refusal and the look
+/// at why, another process made room for it.
+const ALONE_ATTEMPTS: usize = 4;
+
 fn fail_all(group: Vec<Request>, error: &rusqlite::Error) {
     for request in group {
         let _ = request
@@ -118,8 +122,16 @@ impl Sql {
 
     /// Runs a group of queued appends in one `BEGIN IMMEDIATE` transaction (group commit:
     /// one disk sync for all of them), each inside its own savepoint, so that a refused
-    /// append rolls back only its own rows. Every request gets its reply.
-    pub(super) fn append_group(&self, conn: &mut Connection, group: Vec<Request>) {
+    /// append rolls back only its own rows. Every request gets its reply. A group of one
+    /// needs no savepoint (see [`Sql::append_alone`]).
+    pub(super) fn append_group(&self, conn: &mut Connection, mut group: Vec<Request>) {
+        if group.len() == 1
+            && let Some(request) = group.pop()
+        {
+            let result = self.append_alone(conn, &request);
+            let _ = request.reply.send(result);
+            return;
+        }
         let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => return fail_all(group, &e),
@@ -133,6 +145,45 @@ impl Sql {
             }
             Err(e) => fail_all(group, &e),
         }
+    }
+
+    /// One append in a transaction of its own: no savepoint, since a refusal rolls back the
+    /// whole transaction. A refused append is then classified under the write lock, in a
+    /// new transaction; if another process changed the stream in between so that the
+    /// append now fits, it runs again (a bounded number of times).
+    fn append_alone(
+        &self,
+        conn: &mut Connection,
+        r: &Request,
+    ) -> Result<AppendOutcome, StoreError> {
+        let (stream_type, stream_id) = (r.stream_type.as_str(), r.stream_id.as_str());
+        if let Some(event_id) = duplicate_in_batch(&r.events) {
+            return Err(StoreError::DuplicateEventId { event_id });
+        }
+        for _ in 0..ALONE_ATTEMPTS {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::backend)?;
+            if let Some(outcome) =
+                self.try_append(&tx, stream_type, stream_id, r.expected, &r.events)?
+            {
+                tx.commit().map_err(StoreError::backend)?;
+                return Ok(outcome);
+            }
+            tx.rollback().map_err(StoreError::backend)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::backend)?;
+            let refused = self.refused(&tx, stream_type, stream_id, r.expected, &r.events);
+            tx.rollback().map_err(StoreError::backend)?;
+            if let Some(outcome) = refused? {
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::backend(format!(
+            "append to {stream_type}/{stream_id} was refused {ALONE_ATTEMPTS} times, but \
+             neither as a clash nor as a conflict"
+        )))
     }
 
     /// One append of a group, inside the group's transaction.
