@@ -140,6 +140,7 @@ impl EventStore for PostgresEventStore {
         }
         let columns = Columns::new(&events)?;
         let (statement, after) = match expected.exact() {
+            Some(0) => (&conn.st.append_new, 0),
             Some(version) => (&conn.st.append_exact, to_i64(version, "version")?),
             None => (&conn.st.append_any, 0),
         };

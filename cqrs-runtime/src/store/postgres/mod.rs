@@ -161,6 +161,7 @@ struct Conn {
 }
 
 struct Prepared {
+    append_new: Statement,
     append_exact: Statement,
     append_any: Statement,
     head: Statement,
@@ -185,6 +186,7 @@ impl Conn {
             async move { client.prepare(&text).await.map_err(StoreError::backend) }
         };
         let st = Prepared {
+            append_new: p(&t.append_new).await?,
             append_exact: p(&t.append_exact).await?,
             append_any: p(&t.append_any).await?,
             head: p(&t.head).await?,

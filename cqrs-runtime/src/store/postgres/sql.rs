@@ -57,6 +57,7 @@ const BATCH: &str = "unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::
 
 /// Every statement, as text; each connection prepares them once.
 pub(super) struct Texts {
+    pub(super) append_new: String,
     pub(super) append_exact: String,
     pub(super) append_any: String,
     pub(super) head: String,
@@ -81,13 +82,22 @@ impl Texts {
         let select_batch = "b.event_id, b.event_type, b.event_version, b.payload::jsonb, \
             b.metadata::jsonb, b.recorded_at";
         Self {
-            // One statement per command, whatever the batch size. `$3` is the expected
-            // version: the batch takes `$3 + 1 ..`, and version `$3` must exist (else the
-            // stream is behind and nothing is inserted); the unique key catches a stream ahead.
+            // A new stream: the unique key alone refuses it if the stream exists. A statement
+            // of its own, since the expected-version subquery costs its set-up (about 3 µs of
+            // server time, measured) even when `$3 = 0` skips it.
+            append_new: format!(
+                "INSERT INTO {events} {INSERT_COLUMNS} \
+                 SELECT $1::text, $2::text, $3::int8 + b.n, {select_batch} FROM {BATCH} \
+                 ORDER BY b.n RETURNING global_position, stream_version"
+            ),
+            // One statement per command, whatever the batch size. `$3` (at least 1) is the
+            // expected version: the batch takes `$3 + 1 ..`, and version `$3` must exist (else
+            // the stream is behind and nothing is inserted); the unique key catches a stream
+            // ahead.
             append_exact: format!(
                 "INSERT INTO {events} {INSERT_COLUMNS} \
                  SELECT $1::text, $2::text, $3::int8 + b.n, {select_batch} FROM {BATCH} \
-                 WHERE $3::int8 = 0 OR EXISTS (SELECT 1 FROM {events} \
+                 WHERE EXISTS (SELECT 1 FROM {events} \
                    WHERE stream_type = $1::text AND stream_id = $2::text AND stream_version = $3::int8) \
                  ORDER BY b.n RETURNING global_position, stream_version"
             ),
