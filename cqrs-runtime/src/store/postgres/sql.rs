@@ -74,8 +74,37 @@ pub(super) struct Texts {
     pub(super) save_snapshot: String,
 }
 
+/// An append statement that also notifies `channel` of the last position it stored, in the
+/// same statement (so still one round trip per command). An append that stores nothing
+/// (refused) notifies nobody: the notification is computed from the inserted rows.
+fn notifying(insert: String, channel: &Ident) -> String {
+    let channel = channel.as_str(); // validated: `[a-z_][a-z0-9_]*`, safe as a literal
+    format!(
+        "WITH ins AS ({insert}), \
+         note AS (SELECT pg_notify('{channel}', max(global_position)::text) FROM ins \
+           HAVING count(*) > 0) \
+         SELECT ins.global_position, ins.stream_version FROM ins LEFT JOIN note ON true"
+    )
+}
+
 impl Texts {
-    pub(super) fn new(schema: &Ident, t: &TableNames) -> Self {
+    /// The statements of a store in `schema` with tables `t`; with `notify`, every append also
+    /// notifies that channel (see [`notifying`]).
+    pub(super) fn new(schema: &Ident, t: &TableNames, notify: Option<&Ident>) -> Self {
+        let mut texts = Self::plain(schema, t);
+        if let Some(channel) = notify {
+            for append in [
+                &mut texts.append_new,
+                &mut texts.append_exact,
+                &mut texts.append_any,
+            ] {
+                *append = notifying(std::mem::take(append), channel);
+            }
+        }
+        texts
+    }
+
+    fn plain(schema: &Ident, t: &TableNames) -> Self {
         let events = format!("{schema}.{}", t.events);
         let snapshots = format!("{schema}.{}", t.snapshots);
         let checkpoints = format!("{schema}.{}", t.checkpoints);
