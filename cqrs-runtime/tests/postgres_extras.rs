@@ -6,11 +6,17 @@
 use std::time::{Duration, Instant};
 
 use cqrs_runtime::projection::{EventMeta, InMemoryReadModel, ProjectionRunner};
-use cqrs_runtime::store::postgres::ListenError;
-use cqrs_runtime::store::{EventStore, ExpectedVersion, NewEvent, PostgresConfig, StoreError};
+use cqrs_runtime::store::postgres::{ListenError, TransactionError, TransactionOutcome};
+use cqrs_runtime::store::{
+    EventStore, ExpectedVersion, NewEvent, PostgresConfig, PostgresEventStore, StoreError,
+};
 use cqrs_runtime::{Event, EventEnum, Metadata, projection};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::NoTls;
+
+/// The tests of this file run one at a time: a transaction held open by one (the
+/// `append_with` writes) would hide another's events from `read_after` meanwhile.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn url() -> String {
     std::env::var("DATABASE_URL")
@@ -91,8 +97,13 @@ fn ping(n: u64) -> NewEvent {
 
 /// A live runner with a 60 s poll interval, woken by the store's notifications, sees an
 /// append made through another connection pool within seconds.
+///
+/// (A notification can arrive while its event is still hidden from `read_after` by an older
+/// transaction open elsewhere in the server; the runner then reads it at the next wake-up or
+/// poll. The tests of this file run one at a time so that none of them holds one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_wake_a_runner_before_its_poll_interval() {
+    let _serial = SERIAL.lock().await;
     let Some((admin, schema, config)) = fresh().await else {
         return;
     };
@@ -136,6 +147,7 @@ async fn notifications_wake_a_runner_before_its_poll_interval() {
 /// re-appends; a refused append notifies nobody, each stored one carries its last position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifying_appends_keep_conflicts_and_idempotency() {
+    let _serial = SERIAL.lock().await;
     let Some((admin, schema, config)) = fresh().await else {
         return;
     };
@@ -199,4 +211,208 @@ fn notify_channels_are_validated() {
     assert!(config.clone().notify("events_2").is_ok());
     assert!(config.clone().notify("Events").is_err());
     assert!(config.notify("x'; DROP TABLE events; --").is_err());
+}
+
+/// `append_with`: a user table in the store's schema, written in the append's transaction.
+async fn transactional_store() -> Option<(tokio_postgres::Client, String, PostgresEventStore)> {
+    let (admin, schema, config) = fresh().await?;
+    let store = config.connect().await.expect("connect");
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE \"{schema}\".balances (id text PRIMARY KEY, version bigint NOT NULL, \
+             tx_id xid8 NOT NULL DEFAULT pg_current_xact_id())"
+        ))
+        .await
+        .expect("user table");
+    Some((admin, schema, store))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    #[error("the caller gave up")]
+    GaveUp,
+}
+
+/// The events and the caller's row commit together, in one transaction whose id was assigned
+/// by the event INSERT: inside `writes`, the events are already visible and the transaction's
+/// id is the one the events carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_with_commits_the_events_first_and_the_callers_rows_with_them() {
+    let _serial = SERIAL.lock().await;
+    let Some((admin, schema, store)) = transactional_store().await else {
+        return;
+    };
+    let batch = vec![ping(0), ping(1)];
+    let ids: Vec<uuid::Uuid> = batch.iter().map(|e| e.event_id).collect();
+    let (events, balances) = (
+        format!("\"{schema}\".events"),
+        format!("\"{schema}\".balances"),
+    );
+    let done = store
+        .append_with(
+            "ping",
+            "p-1",
+            ExpectedVersion::NoStream,
+            batch.clone(),
+            async |tx, outcome| {
+                // The INSERT ran first: the events are there, and assigned the transaction id.
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "SELECT count(*), min(tx_id::text) = pg_current_xact_id_if_assigned()::text \
+                             FROM {events} WHERE event_id = ANY($1)"
+                        ),
+                        &[&ids],
+                    )
+                    .await?;
+                let (seen, same_tx): (i64, bool) = (row.get(0), row.get(1));
+                assert_eq!(seen, 2, "the events precede the caller's writes");
+                assert!(same_tx, "the event INSERT assigned the transaction id");
+                let version = outcome.stream_version as i64;
+                tx.execute(
+                    &format!("INSERT INTO {balances} (id, version) VALUES ('p-1', $1)"),
+                    &[&version],
+                )
+                .await?;
+                Ok::<_, WriteError>(version)
+            },
+        )
+        .await
+        .expect("append with writes");
+    let TransactionOutcome::Committed { outcome, value } = &done else {
+        panic!("expected a commit, got {done:?}");
+    };
+    assert_eq!((outcome.stream_version, *value), (2, 2));
+    let same_tx: bool = admin
+        .query_one(
+            &format!(
+                "SELECT (SELECT tx_id FROM {balances} WHERE id = 'p-1') = \
+                 ALL (SELECT tx_id FROM {events} WHERE stream_id = 'p-1')"
+            ),
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert!(
+        same_tx,
+        "one transaction holds the events and the caller's row"
+    );
+
+    // A retry of the same batch: the original outcome, and the writes do not run again.
+    let retried = store
+        .append_with(
+            "ping",
+            "p-1",
+            ExpectedVersion::NoStream,
+            batch,
+            async |_, _| -> Result<(), WriteError> { panic!("writes of a stored batch ran") },
+        )
+        .await
+        .expect("idempotent retry");
+    assert_eq!(retried, TransactionOutcome::AlreadyStored(outcome.clone()));
+    drop_schema(&admin, &schema).await;
+}
+
+/// A failing caller rolls the events back with its rows; a refused append never runs the
+/// caller's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_with_rolls_back_together_and_refuses_like_append() {
+    let _serial = SERIAL.lock().await;
+    let Some((admin, schema, store)) = transactional_store().await else {
+        return;
+    };
+    let balances = format!("\"{schema}\".balances");
+    let failed = store
+        .append_with(
+            "ping",
+            "p-2",
+            ExpectedVersion::NoStream,
+            vec![ping(0)],
+            async |tx, _| {
+                tx.execute(
+                    &format!("INSERT INTO {balances} (id, version) VALUES ('p-2', 1)"),
+                    &[],
+                )
+                .await?;
+                Err::<(), _>(WriteError::GaveUp)
+            },
+        )
+        .await;
+    assert!(
+        matches!(failed, Err(TransactionError::Caller(WriteError::GaveUp))),
+        "{failed:?}"
+    );
+    assert!(
+        store
+            .read_stream("ping", "p-2", 1)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let rows: i64 = admin
+        .query_one(&format!("SELECT count(*) FROM {balances}"), &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 0, "the caller's row was rolled back with the events");
+
+    store
+        .append("ping", "p-2", ExpectedVersion::NoStream, vec![ping(1)])
+        .await
+        .expect("plain append");
+    let conflict = store
+        .append_with(
+            "ping",
+            "p-2",
+            ExpectedVersion::Exact(5),
+            vec![ping(2)],
+            async |_, _| -> Result<(), WriteError> { panic!("writes of a refused append ran") },
+        )
+        .await;
+    assert!(
+        matches!(
+            conflict,
+            Err(TransactionError::Store(StoreError::Conflict {
+                actual: 1,
+                ..
+            }))
+        ),
+        "{conflict:?}"
+    );
+    let stored = store.read_stream("ping", "p-2", 1).await.expect("read");
+    let clash = store
+        .append_with(
+            "ping",
+            "p-3",
+            ExpectedVersion::NoStream,
+            vec![NewEvent {
+                event_id: stored[0].event_id,
+                ..ping(3)
+            }],
+            async |_, _| -> Result<(), WriteError> { panic!("writes of a clashing append ran") },
+        )
+        .await;
+    assert!(
+        matches!(
+            clash,
+            Err(TransactionError::Store(StoreError::DuplicateEventId { .. }))
+        ),
+        "{clash:?}"
+    );
+    // Appends at the right version still work, through the same kept connection.
+    let next = store
+        .append_with(
+            "ping",
+            "p-2",
+            ExpectedVersion::Exact(1),
+            vec![ping(4)],
+            async |_, outcome| Ok::<_, WriteError>(outcome.stream_version),
+        )
+        .await
+        .expect("append at the head");
+    assert_eq!(next.outcome().stream_version, 2);
+    drop_schema(&admin, &schema).await;
 }

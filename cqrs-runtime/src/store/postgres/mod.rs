@@ -19,6 +19,7 @@ mod events;
 mod extras;
 mod notify;
 mod sql;
+mod transaction;
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +34,12 @@ use super::names::{Ident, InvalidIdentifier, TableNames};
 pub use extras::PostgresLease;
 pub use notify::ListenError;
 use sql::Texts;
+/// The driver, re-exported at the version this crate uses: [`append_with`]'s writes get a
+/// [`tokio_postgres::Transaction`].
+///
+/// [`append_with`]: PostgresEventStore::append_with
+pub use tokio_postgres;
+pub use transaction::{TransactionError, TransactionOutcome};
 
 /// How to connect a [`PostgresEventStore`].
 #[derive(Clone)]
@@ -97,6 +104,11 @@ impl PostgresConfig {
     /// global lock (measured: 37% less append throughput with 8 concurrent writers). The
     /// notification never carries the event (payloads are limited to 8,000 bytes); readers
     /// still read the log with [`read_after`](crate::store::EventStore::read_after).
+    ///
+    /// Keep the runner's poll interval as the safety net: a notification can arrive while
+    /// its event is still hidden from `read_after` by an older transaction open elsewhere in
+    /// the server (one that notifies nobody when it ends); the runner then reads the event
+    /// at its next wake-up or poll.
     pub fn notify(mut self, channel: &str) -> Result<Self, InvalidIdentifier> {
         self.notify = Some(Ident::new(channel)?);
         Ok(self)
@@ -116,6 +128,7 @@ impl PostgresConfig {
                 texts,
                 slots,
                 next: AtomicUsize::new(0),
+                exclusive: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -133,6 +146,9 @@ struct Inner {
     texts: Texts,
     slots: Vec<Mutex<Option<Arc<Conn>>>>,
     next: AtomicUsize,
+    /// Idle connections for [`PostgresEventStore::append_with`], each used by one
+    /// transaction at a time.
+    exclusive: std::sync::Mutex<Vec<Conn>>,
 }
 
 impl fmt::Debug for PostgresEventStore {
