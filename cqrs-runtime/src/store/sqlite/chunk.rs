@@ -6,15 +6,16 @@ use std::sync::Mutex;
 use crate::store::StreamEventRef;
 
 /// Events of one stream on their way from the blocking pool to the task that decodes
-/// them: every event type and payload of the chunk in one buffer, so a chunk costs no
-/// allocation per event (and none at all once its buffers are recycled).
+/// them: the event types of the chunk in one string, the payloads in one buffer, so a chunk
+/// costs no allocation per event (and none at all once its buffers are recycled).
 pub(super) struct Chunk {
-    bytes: Vec<u8>,
+    types: String,
+    payloads: Vec<u8>,
     rows: Vec<ChunkRow>,
 }
 
-/// One event of a [`Chunk`]: its type and payload are `bytes[start..type_end]` and
-/// `bytes[type_end..payload_end]`, `start` being the previous row's `payload_end`.
+/// One event of a [`Chunk`]: its type and payload end at `type_end` and `payload_end`, and
+/// start where the previous row's end.
 struct ChunkRow {
     global_position: u64,
     stream_version: u64,
@@ -34,7 +35,8 @@ impl Chunk {
 
     fn new() -> Self {
         Self {
-            bytes: Vec::new(),
+            types: String::new(),
+            payloads: Vec::new(),
             rows: Vec::with_capacity(Self::ROWS),
         }
     }
@@ -55,40 +57,35 @@ impl Chunk {
         event_type: &str,
         payload: &[u8],
     ) {
-        if self.bytes.capacity() == 0 {
-            // The first row sizes the buffer for a chunk of similar rows.
-            self.bytes
-                .reserve((event_type.len() + payload.len()) * Self::ROWS);
+        if self.payloads.capacity() == 0 {
+            // The first row sizes the buffers for a chunk of similar rows.
+            self.types.reserve(event_type.len() * Self::ROWS);
+            self.payloads.reserve(payload.len() * Self::ROWS);
         }
-        self.bytes.extend_from_slice(event_type.as_bytes());
-        let type_end = self.bytes.len();
-        self.bytes.extend_from_slice(payload);
+        self.types.push_str(event_type);
+        self.payloads.extend_from_slice(payload);
         self.rows.push(ChunkRow {
             global_position,
             stream_version,
             event_version,
-            type_end,
-            payload_end: self.bytes.len(),
+            type_end: self.types.len(),
+            payload_end: self.payloads.len(),
         });
     }
 
     /// The chunk's events, in stream order.
     pub(super) fn events(&self) -> impl Iterator<Item = StreamEventRef<'_>> {
-        let mut start = 0;
+        let (mut type_start, mut payload_start) = (0, 0);
         self.rows.iter().map(move |row| {
-            let event_type = self.bytes.get(start..row.type_end).unwrap_or_default();
-            let payload = self
-                .bytes
-                .get(row.type_end..row.payload_end)
-                .unwrap_or_default();
-            start = row.payload_end;
+            let event_type = self.types.get(type_start..row.type_end);
+            let payload = self.payloads.get(payload_start..row.payload_end);
+            (type_start, payload_start) = (row.type_end, row.payload_end);
             StreamEventRef {
                 global_position: row.global_position,
                 stream_version: row.stream_version,
-                // Pushed as a `&str`, so always UTF-8.
-                event_type: std::str::from_utf8(event_type).unwrap_or_default(),
+                event_type: event_type.unwrap_or_default(),
                 event_version: row.event_version,
-                payload,
+                payload: payload.unwrap_or_default(),
             }
         })
     }
@@ -110,10 +107,11 @@ impl ChunkPool {
 
     /// Empties `chunk` and keeps it for reuse (unless the pool is full or it grew large).
     pub(super) fn give(&self, mut chunk: Chunk) {
-        if chunk.bytes.capacity() > Chunk::KEEP_BYTES {
+        if chunk.payloads.capacity() + chunk.types.capacity() > Chunk::KEEP_BYTES {
             return;
         }
-        chunk.bytes.clear();
+        chunk.types.clear();
+        chunk.payloads.clear();
         chunk.rows.clear();
         if let Ok(mut pool) = self.0.lock()
             && pool.len() < Self::KEEP
