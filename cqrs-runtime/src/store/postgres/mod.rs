@@ -120,8 +120,8 @@ impl PostgresConfig {
         migrate(&mut client, &self.schema, &self.tables).await?;
         let texts = Texts::new(&self.schema, &self.tables, self.notify.as_ref());
         let first = Arc::new(Conn::prepare(client, &texts).await?);
-        let mut slots = vec![Mutex::new(Some(first))];
-        slots.extend((1..self.connections).map(|_| Mutex::new(None)));
+        let mut slots = vec![Slot::new(Some(first))];
+        slots.extend((1..self.connections).map(|_| Slot::new(None)));
         Ok(PostgresEventStore {
             inner: Arc::new(Inner {
                 config: self,
@@ -144,7 +144,7 @@ pub struct PostgresEventStore {
 struct Inner {
     config: PostgresConfig,
     texts: Texts,
-    slots: Vec<Mutex<Option<Arc<Conn>>>>,
+    slots: Vec<Slot>,
     next: AtomicUsize,
     /// Idle connections for [`PostgresEventStore::append_with`], each used by one
     /// transaction at a time.
@@ -170,21 +170,90 @@ impl PostgresEventStore {
         self.inner.config.schema.as_str()
     }
 
-    /// The next connection, by round robin, re-opened if it broke.
-    async fn conn(&self) -> Result<Arc<Conn>, StoreError> {
-        let n = self.inner.slots.len();
-        let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
-        let Some(slot) = self.inner.slots.get(index) else {
+    /// A shared connection, re-opened if it broke: the first idle one from a round-robin
+    /// start, else the one with the fewest requests in flight. (Plain round robin queues a
+    /// request behind another's commit on a busy connection while others sit idle.)
+    async fn conn(&self) -> Result<InUse<'_>, StoreError> {
+        let slots = &self.inner.slots;
+        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let mut chosen: Option<(&Slot, usize)> = None;
+        for i in 0..slots.len() {
+            let Some(slot) = slots.get(start.wrapping_add(i) % slots.len()) else {
+                continue;
+            };
+            let in_flight = slot.in_flight.load(Ordering::Relaxed);
+            if chosen.is_none_or(|(_, fewest)| in_flight < fewest) {
+                chosen = Some((slot, in_flight));
+            }
+            if in_flight == 0 {
+                break;
+            }
+        }
+        let Some((slot, _)) = chosen else {
             return Err(StoreError::backend("no PostgreSQL connection slot"));
         };
-        let mut slot = slot.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| !c.client.is_closed()) {
-            return Ok(Arc::clone(conn));
+        // Counted from now on; dropping `counted` (also on error) gives the slot back.
+        let counted = Counted::new(&slot.in_flight);
+        let mut current = slot.conn.lock().await;
+        if let Some(conn) = current.as_ref().filter(|c| !c.client.is_closed()) {
+            let conn = Arc::clone(conn);
+            return Ok(InUse {
+                _counted: counted,
+                conn,
+            });
         }
         let client = open(&self.inner.config.pg).await?;
         let conn = Arc::new(Conn::prepare(client, &self.inner.texts).await?);
-        *slot = Some(Arc::clone(&conn));
-        Ok(conn)
+        *current = Some(Arc::clone(&conn));
+        Ok(InUse {
+            _counted: counted,
+            conn,
+        })
+    }
+}
+
+/// One shared connection (opened on first use) and how many requests use it right now.
+struct Slot {
+    conn: Mutex<Option<Arc<Conn>>>,
+    in_flight: AtomicUsize,
+}
+
+impl Slot {
+    fn new(conn: Option<Arc<Conn>>) -> Self {
+        Self {
+            conn: Mutex::new(conn),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// A shared connection in use by one request.
+struct InUse<'a> {
+    _counted: Counted<'a>,
+    conn: Arc<Conn>,
+}
+
+impl std::ops::Deref for InUse<'_> {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+/// One request counted in a slot's `in_flight` until dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(in_flight: &'a AtomicUsize) -> Self {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(in_flight)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
