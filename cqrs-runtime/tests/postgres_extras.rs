@@ -6,9 +6,10 @@
 use std::time::{Duration, Instant};
 
 use cqrs_runtime::projection::{EventMeta, InMemoryReadModel, ProjectionRunner};
-use cqrs_runtime::store::postgres::{ListenError, TransactionError, TransactionOutcome};
+use cqrs_runtime::store::postgres::ListenError;
 use cqrs_runtime::store::{
     EventStore, ExpectedVersion, NewEvent, PostgresConfig, PostgresEventStore, StoreError,
+    TransactionError, TransactionOutcome,
 };
 use cqrs_runtime::{Event, EventEnum, Metadata, projection};
 use serde::{Deserialize, Serialize};

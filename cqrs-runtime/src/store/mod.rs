@@ -31,6 +31,8 @@ mod names;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod transaction;
 
 pub use memory::InMemoryEventStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -39,6 +41,8 @@ pub use names::{InvalidIdentifier, TableNames};
 pub use postgres::{PostgresConfig, PostgresEventStore, PostgresLease};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteEventStore, SqliteLease, Synchronous};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use transaction::{TransactionError, TransactionOutcome};
 
 /// The current time at the precision every store keeps: whole microseconds.
 ///

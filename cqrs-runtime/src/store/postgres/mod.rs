@@ -39,7 +39,6 @@ use sql::Texts;
 ///
 /// [`append_with`]: PostgresEventStore::append_with
 pub use tokio_postgres;
-pub use transaction::{TransactionError, TransactionOutcome};
 
 /// How to connect a [`PostgresEventStore`].
 #[derive(Clone)]

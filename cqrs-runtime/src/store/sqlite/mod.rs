@@ -33,6 +33,7 @@ mod chunk;
 mod extras;
 mod schema;
 mod sql;
+mod transaction;
 mod writer;
 
 use std::fmt;
@@ -50,6 +51,9 @@ use super::{
 };
 use chunk::ChunkPool;
 pub use extras::SqliteLease;
+/// The driver, re-exported at the version this crate uses: [`SqliteEventStore::append_with`]'s
+/// writes get a [`rusqlite::Transaction`].
+pub use rusqlite;
 use sql::{Request, Sql};
 use writer::Writer;
 

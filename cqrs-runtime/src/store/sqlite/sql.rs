@@ -2,9 +2,12 @@
 //! identifiers spliced in once, at open; every value is bound.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use chrono::DateTime;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params,
+};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -14,6 +17,7 @@ use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u
 use crate::store::names::TableNames;
 use crate::store::{
     AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent, StreamEventRef,
+    TransactionError, TransactionOutcome,
 };
 
 /// An append waiting for the writer.
@@ -30,6 +34,11 @@ fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
     conn.prepare_cached(sql)
         .and_then(|mut s| s.execute([]))
         .map(drop)
+        .map_err(StoreError::backend)
+}
+
+fn begin_immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(StoreError::backend)
 }
 
@@ -148,42 +157,63 @@ impl Sql {
     }
 
     /// One append in a transaction of its own: no savepoint, since a refusal rolls back the
-    /// whole transaction. A refused append is then classified under the write lock, in a
-    /// new transaction; if another process changed the stream in between so that the
-    /// append now fits, it runs again (a bounded number of times).
+    /// whole transaction.
     fn append_alone(
         &self,
         conn: &mut Connection,
         r: &Request,
     ) -> Result<AppendOutcome, StoreError> {
         let (stream_type, stream_id) = (r.stream_type.as_str(), r.stream_id.as_str());
-        if let Some(event_id) = duplicate_in_batch(&r.events) {
-            return Err(StoreError::DuplicateEventId { event_id });
+        let nothing = |_: &Transaction<'_>, _: &AppendOutcome| Ok::<(), Infallible>(());
+        match self.append_in_tx(conn, stream_type, stream_id, r.expected, &r.events, nothing) {
+            Ok(TransactionOutcome::Committed { outcome, .. })
+            | Ok(TransactionOutcome::AlreadyStored(outcome)) => Ok(outcome),
+            Err(TransactionError::Store(error)) => Err(error),
+            Err(TransactionError::Caller(never)) => match never {},
+        }
+    }
+
+    /// One append in a transaction of its own, then `writes` in the same transaction, then
+    /// the commit (or a rollback if `writes` fails). A refused append is classified under
+    /// the write lock, in a new transaction; if another process changed the stream in between
+    /// so that the append now fits, it runs again (a bounded number of times).
+    pub(super) fn append_in_tx<T, E>(
+        &self,
+        conn: &mut Connection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        writes: impl FnOnce(&Transaction<'_>, &AppendOutcome) -> Result<T, E>,
+    ) -> Result<TransactionOutcome<T>, TransactionError<E>> {
+        if let Some(event_id) = duplicate_in_batch(events) {
+            return Err(StoreError::DuplicateEventId { event_id }.into());
         }
         for _ in 0..ALONE_ATTEMPTS {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(StoreError::backend)?;
-            if let Some(outcome) =
-                self.try_append(&tx, stream_type, stream_id, r.expected, &r.events)?
-            {
-                tx.commit().map_err(StoreError::backend)?;
-                return Ok(outcome);
+            let tx = begin_immediate(conn)?;
+            if let Some(outcome) = self.try_append(&tx, stream_type, stream_id, expected, events)? {
+                return match writes(&tx, &outcome) {
+                    Ok(value) => {
+                        tx.commit().map_err(StoreError::backend)?;
+                        Ok(TransactionOutcome::Committed { outcome, value })
+                    }
+                    // Dropping `tx` rolls it back.
+                    Err(error) => Err(TransactionError::Caller(error)),
+                };
             }
             tx.rollback().map_err(StoreError::backend)?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(StoreError::backend)?;
-            let refused = self.refused(&tx, stream_type, stream_id, r.expected, &r.events);
+            let tx = begin_immediate(conn)?;
+            let refused = self.refused(&tx, stream_type, stream_id, expected, events);
             tx.rollback().map_err(StoreError::backend)?;
             if let Some(outcome) = refused? {
-                return Ok(outcome);
+                return Ok(TransactionOutcome::AlreadyStored(outcome));
             }
         }
         Err(StoreError::backend(format!(
             "append to {stream_type}/{stream_id} was refused {ALONE_ATTEMPTS} times, but \
              neither as a clash nor as a conflict"
-        )))
+        ))
+        .into())
     }
 
     /// One append of a group, inside the group's transaction.

@@ -46,11 +46,11 @@ impl Writer {
 
     /// Runs `f` on the write connection, waiting for it, then commits the appends that
     /// queued meanwhile. Blocking: call it on the blocking pool.
-    pub(super) fn run<T>(
+    pub(super) fn run<T, E>(
         &self,
         sql: &Sql,
-        f: impl FnOnce(&mut Connection, &Sql) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&mut Connection, &Sql) -> Result<T, E>,
+    ) -> Result<T, E> {
         let result = f(&mut lock(&self.conn), sql);
         self.drain(sql);
         result
