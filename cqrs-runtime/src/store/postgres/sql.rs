@@ -117,8 +117,14 @@ impl Texts {
             append_new: format!(
                 "INSERT INTO {events} {INSERT_COLUMNS} \
                  SELECT $1::text, $2::text, $3::int8 + b.n, {select_batch} FROM {BATCH} \
-                 ORDER BY b.n RETURNING global_position, stream_version"
+                 RETURNING global_position, stream_version"
             ),
+            // Neither this statement nor `append_new` sorts: the plan is the `unnest` function
+            // scan feeding the INSERT (behind a one-time filter), which inserts, and so takes
+            // positions, in array order; a `Sort` node there cost about 15% of the
+            // throughput of 8 concurrent single-event writers (measured). The outcome pairs
+            // positions with versions by sorting on the version anyway.
+            //
             // One statement per command, whatever the batch size. `$3` (at least 1) is the
             // expected version: the batch takes `$3 + 1 ..`, and version `$3` must exist (else
             // the stream is behind and nothing is inserted); the unique key catches a stream
@@ -128,7 +134,7 @@ impl Texts {
                  SELECT $1::text, $2::text, $3::int8 + b.n, {select_batch} FROM {BATCH} \
                  WHERE EXISTS (SELECT 1 FROM {events} \
                    WHERE stream_type = $1::text AND stream_id = $2::text AND stream_version = $3::int8) \
-                 ORDER BY b.n RETURNING global_position, stream_version"
+                 RETURNING global_position, stream_version"
             ),
             // `$3` is unused by the any-version append but keeps the parameter list shared.
             append_any: format!(
