@@ -115,3 +115,5 @@ conformance!(memory, super::backends::Memory);
 conformance!(sqlite, super::backends::Sqlite);
 #[cfg(feature = "postgres")]
 conformance!(postgres, super::backends::Postgres);
+#[cfg(feature = "postgres")]
+conformance!(postgres_notify, super::backends::Postgres<true>);
