@@ -137,6 +137,12 @@ pub fn alternate_rounds() -> Option<usize> {
     std::env::var("CQRS_BENCH_ALTERNATE").ok()?.parse().ok()
 }
 
+/// `CQRS_BENCH_ONLY=text`: alternate mode runs only the cells whose name contains `text`
+/// (for example `sqlite/append/1ev/1task` or `load`).
+pub fn selected(name: &str) -> bool {
+    std::env::var("CQRS_BENCH_ONLY").map_or(true, |only| name.contains(&only))
+}
+
 /// Times `ours` and `floor` alternately and prints the medians and floor/ours.
 pub fn alternate(
     name: &str,
@@ -181,6 +187,9 @@ pub fn append_matrix<A: Appender, F: Appender>(
             let name = format!("{backend}/append/{per_command}ev/{tasks}task");
             let (a, f) = (ours(tasks), floor(tasks));
             if let Some(rounds) = alternate_rounds() {
+                if !selected(&name) {
+                    continue;
+                }
                 alternate(
                     &format!("{name} ({COMMANDS} commands)"),
                     rounds,

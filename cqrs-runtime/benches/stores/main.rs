@@ -8,6 +8,10 @@
 //! Run: `cargo bench -p cqrs-runtime --all-features --bench stores` (PostgreSQL at
 //! `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`; skipped if unreachable).
 //! Shorter: append `-- --warm-up-time 1 --measurement-time 3`.
+//!
+//! On a shared machine, `CQRS_BENCH_ALTERNATE=3` times ours and the floor back to back,
+//! 3 rounds per append cell (30 loads), and prints medians; `CQRS_BENCH_ONLY=sqlite/load`
+//! (any part of a cell name) limits it to some cells.
 
 mod common;
 #[cfg(feature = "postgres")]

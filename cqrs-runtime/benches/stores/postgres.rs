@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use crate::common::{self, Appender, Counter, LOAD_EVENTS};
 
+const BACKEND: &str = "postgres";
+
 impl Appender for PostgresEventStore {
     async fn append(&self, stream: String, expected: u64, events: Vec<NewEvent>) {
         let expected = ExpectedVersion::from_version(expected);
@@ -116,7 +118,7 @@ pub fn benches(c: &mut Criterion) {
     store(&floor_schema, 1);
     common::append_matrix(
         c,
-        "postgres",
+        BACKEND,
         &rt,
         |tasks| store(&ours_schema, tasks),
         |tasks| rt.block_on(Floor::connect(&floor_schema, tasks)),
@@ -151,8 +153,11 @@ pub fn benches(c: &mut Criterion) {
         let _ = rt.block_on(admin.batch_execute(&drop));
     };
     if let Some(rounds) = common::alternate_rounds() {
+        if !common::selected(&format!("{BACKEND}/load")) {
+            return cleanup();
+        }
         common::alternate(
-            &format!("postgres/load/{LOAD_EVENTS}ev"),
+            &format!("{BACKEND}/load/{LOAD_EVENTS}ev"),
             rounds * 10,
             || common::timed(&load_ours),
             || common::timed(&load_floor),

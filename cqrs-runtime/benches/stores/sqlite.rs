@@ -11,6 +11,8 @@ use tokio::runtime::Runtime;
 
 use crate::common::{self, Appender, Counter, LOAD_EVENTS};
 
+const BACKEND: &str = "sqlite";
+
 impl Appender for SqliteEventStore {
     async fn append(&self, stream: String, expected: u64, events: Vec<NewEvent>) {
         let expected = ExpectedVersion::from_version(expected);
@@ -103,7 +105,7 @@ pub fn benches(c: &mut Criterion) {
     // The floor writes into a file whose schema the store created, then uses its own SQL.
     let (floor_path, _floor_schema) = open("floor.sqlite");
     let floor = Floor::open(&floor_path);
-    common::append_matrix(c, "sqlite", &rt, |_| ours.clone(), |_| floor.clone());
+    common::append_matrix(c, BACKEND, &rt, |_| ours.clone(), |_| floor.clone());
 
     common::fill_stream(&rt, &ours, "load-1");
     let repo = Repository::<Counter, _>::new(ours.clone());
@@ -128,8 +130,11 @@ pub fn benches(c: &mut Criterion) {
         let _ = std::fs::remove_dir_all(&dir);
     };
     if let Some(rounds) = common::alternate_rounds() {
+        if !common::selected(&format!("{BACKEND}/load")) {
+            return cleanup();
+        }
         common::alternate(
-            &format!("sqlite/load/{LOAD_EVENTS}ev"),
+            &format!("{BACKEND}/load/{LOAD_EVENTS}ev"),
             rounds * 10,
             || common::timed(&load_ours),
             || common::timed(&load_floor),

@@ -33,6 +33,8 @@ pub mod postgres;
 pub mod sql_model;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod transaction;
 
 pub use memory::InMemoryEventStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -45,6 +47,8 @@ pub use sql_model::{
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteEventStore, SqliteLease, SqliteReadModel, Synchronous};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use transaction::{TransactionError, TransactionOutcome};
 
 /// The current time at the precision every store keeps: whole microseconds.
 ///

@@ -134,7 +134,9 @@ mod postgres {
     use cqrs_runtime::store::{PostgresConfig, PostgresEventStore};
     use tokio_postgres::NoTls;
 
-    pub struct Postgres {
+    /// With `NOTIFY`, every append also notifies a channel (`PostgresConfig::notify`): the
+    /// same contract must hold through the notifying statements.
+    pub struct Postgres<const NOTIFY: bool = false> {
         url: String,
         schema: String,
         store: PostgresEventStore,
@@ -156,7 +158,7 @@ mod postgres {
         Ok(client)
     }
 
-    impl Backend for Postgres {
+    impl<const NOTIFY: bool> Backend for Postgres<NOTIFY> {
         type Events = PostgresEventStore;
         type Checkpoints = PostgresEventStore;
         type Snapshots = PostgresEventStore;
@@ -172,7 +174,10 @@ mod postgres {
                 return None;
             }
             let schema = format!("cqrs_t_{}", uuid::Uuid::now_v7().simple());
-            let config = PostgresConfig::from_url(&url).expect("DATABASE_URL parses");
+            let mut config = PostgresConfig::from_url(&url).expect("DATABASE_URL parses");
+            if NOTIFY {
+                config = config.notify("cqrs_conformance").expect("valid channel");
+            }
             let store = config
                 .schema(&schema)
                 .expect("valid schema name")

@@ -81,7 +81,7 @@ macro_rules! conformance {
         mod $module {
             use super::Backend;
             conformance!(@tests $backend:
-                append_and_read, read_stream_from_version, conflicts_report_the_actual_version,
+                append_and_read, read_stream_from_version, replay_stream_lends_every_event_and_stops, conflicts_report_the_actual_version,
                 empty_batch_checks_the_expected_version, reappend_is_idempotent,
                 clashing_ids_are_duplicates, read_all_and_read_after_are_in_order,
                 snapshots_keep_the_newest, checkpoints_round_trip,
@@ -115,3 +115,5 @@ conformance!(memory, super::backends::Memory);
 conformance!(sqlite, super::backends::Sqlite);
 #[cfg(feature = "postgres")]
 conformance!(postgres, super::backends::Postgres);
+#[cfg(feature = "postgres")]
+conformance!(postgres_notify, super::backends::Postgres<true>);

@@ -71,6 +71,79 @@ pub async fn read_stream_from_version<B: Backend>(b: &Arc<B>) {
     assert!(versions(6).await.is_empty());
 }
 
+/// `replay_stream` lends the same events as `read_stream_events`, from any version, across
+/// SQLite's chunk boundaries (2,048 rows), and stops when the visitor says so.
+pub async fn replay_stream_lends_every_event_and_stops<B: Backend>(b: &Arc<B>) {
+    let store = b.events();
+    for (id, n) in [("a", 4_500), ("b", 3)] {
+        for chunk in 0..n / 100 + 1 {
+            let range = chunk * 100..(chunk * 100 + 100).min(n);
+            let expected = ExpectedVersion::from_version(range.start);
+            if !range.is_empty() {
+                store
+                    .append("thing", id, expected, events(range))
+                    .await
+                    .expect("append");
+            }
+        }
+    }
+    let replay = |from, stop_after: usize| {
+        let store = store.clone();
+        async move {
+            let mut seen = Vec::new();
+            store
+                .replay_stream("thing", "a", from, |e| {
+                    seen.push((
+                        e.global_position,
+                        e.stream_version,
+                        e.event_type.to_owned(),
+                        e.event_version,
+                        e.payload.to_vec(),
+                    ));
+                    seen.len() < stop_after
+                })
+                .await
+                .expect("replay");
+            seen
+        }
+    };
+    for from in [0, 1, 2_049, 4_500, 4_501] {
+        let read = store
+            .read_stream_events("thing", "a", from)
+            .await
+            .expect("read");
+        let seen = replay(from, usize::MAX).await;
+        assert_eq!(seen.len(), read.len(), "from {from}");
+        for (seen, read) in seen.iter().zip(&read) {
+            assert_eq!(
+                (seen.0, seen.1),
+                (read.global_position, read.stream_version)
+            );
+            assert_eq!(
+                (seen.2.as_str(), seen.3),
+                (read.event_type.as_str(), read.event_version)
+            );
+            assert!(same_json(&seen.4, &read.payload), "payload changed");
+        }
+    }
+    assert_eq!(replay(1, usize::MAX).await.len(), 4_500);
+    let stopped = replay(1, 5).await;
+    assert_eq!(
+        stopped.iter().map(|e| e.1).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(replay(2_000, 300).await.len(), 300);
+    let mut none = 0;
+    store
+        .replay_stream("thing", "missing", 1, |_| {
+            none += 1;
+            true
+        })
+        .await
+        .expect("replay of an empty stream");
+    assert_eq!(none, 0);
+}
+
 fn assert_conflict(result: Result<impl std::fmt::Debug, StoreError>, want_actual: u64) {
     match result {
         Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, want_actual),

@@ -3,24 +3,28 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use futures_core::Stream;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::{Conn, PostgresEventStore};
+use tokio_postgres::Statement;
+
+use super::{Conn, PostgresEventStore, Prepared};
 use crate::envelope::Metadata;
 use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
 use crate::store::{
     AppendOutcome, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent,
-    StreamEvent,
+    StreamEvent, StreamEventRef,
 };
 
 /// How often an append re-runs after losing a race it may still win (an any-version append
 /// whose computed version was taken, or a stream that caught up with the expected version).
-const RACE_ATTEMPTS: usize = 32;
+pub(super) const RACE_ATTEMPTS: usize = 32;
 
 /// A batch as column arrays, bound to the append's `unnest`.
-struct Columns<'a> {
+pub(super) struct Columns<'a> {
     ids: Vec<Uuid>,
     types: Vec<&'a str>,
     versions: Vec<i32>,
@@ -30,7 +34,7 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn new(events: &'a [NewEvent]) -> Result<Self, StoreError> {
+    pub(super) fn new(events: &'a [NewEvent]) -> Result<Self, StoreError> {
         let mut c = Columns {
             ids: Vec::with_capacity(events.len()),
             types: Vec::with_capacity(events.len()),
@@ -54,8 +58,42 @@ impl<'a> Columns<'a> {
     }
 }
 
+impl Columns<'_> {
+    /// The parameters of an append statement (see [`append_statement`]).
+    pub(super) fn params<'p>(
+        &'p self,
+        stream_type: &'p &str,
+        stream_id: &'p &str,
+        after: &'p i64,
+    ) -> [&'p (dyn ToSql + Sync); 9] {
+        [
+            stream_type,
+            stream_id,
+            after,
+            &self.ids,
+            &self.types,
+            &self.versions,
+            &self.payloads,
+            &self.metadata,
+            &self.recorded,
+        ]
+    }
+}
+
+/// The append statement for `expected` and its `$3`.
+pub(super) fn append_statement(
+    st: &Prepared,
+    expected: ExpectedVersion,
+) -> Result<(&Statement, i64), StoreError> {
+    Ok(match expected.exact() {
+        Some(0) => (&st.append_new, 0),
+        Some(version) => (&st.append_exact, to_i64(version, "version")?),
+        None => (&st.append_any, 0),
+    })
+}
+
 impl PostgresEventStore {
-    async fn stream_head(
+    pub(super) async fn stream_head(
         &self,
         conn: &Conn,
         stream_type: &str,
@@ -73,7 +111,7 @@ impl PostgresEventStore {
     }
 
     /// Classifies an append that stored nothing: `Ok(None)` means "run it again".
-    async fn refused(
+    pub(super) async fn refused(
         &self,
         conn: &Conn,
         stream_type: &str,
@@ -137,28 +175,10 @@ impl EventStore for PostgresEventStore {
             });
         }
         let columns = Columns::new(&events)?;
-        let (statement, after) = match expected.exact() {
-            Some(version) => (&conn.st.append_exact, to_i64(version, "version")?),
-            None => (&conn.st.append_any, 0),
-        };
+        let (statement, after) = append_statement(&conn.st, expected)?;
+        let params = columns.params(&stream_type, &stream_id, &after);
         for _ in 0..RACE_ATTEMPTS {
-            let inserted = conn
-                .client
-                .query(
-                    statement,
-                    &[
-                        &stream_type,
-                        &stream_id,
-                        &after,
-                        &columns.ids,
-                        &columns.types,
-                        &columns.versions,
-                        &columns.payloads,
-                        &columns.metadata,
-                        &columns.recorded,
-                    ],
-                )
-                .await;
+            let inserted = conn.client.query(statement, &params).await;
             match inserted {
                 Ok(rows) if rows.len() == events.len() => return outcome(rows),
                 Ok(_) => {}
@@ -225,6 +245,45 @@ impl EventStore for PostgresEventStore {
             .collect()
     }
 
+    /// Decodes each row as it arrives from the server (a row stream, not a `Vec` of rows),
+    /// lending its text columns to `visit` without copying them.
+    async fn replay_stream<F>(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        let conn = self.conn().await?;
+        let from = to_i64(from_version.max(1), "version")?;
+        let params: [&(dyn ToSql + Sync); 3] = [&stream_type, &stream_id, &from];
+        let rows = conn
+            .client
+            .query_raw(&conn.st.read_stream_events, params)
+            .await
+            .map_err(e)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+            let row = row.map_err(e)?;
+            let event_version: i32 = row.try_get(3).map_err(e)?;
+            let payload: &str = row.try_get(4).map_err(e)?;
+            let event = StreamEventRef {
+                global_position: to_u64(row.try_get(0).map_err(e)?, "position")?,
+                stream_version: to_u64(row.try_get(1).map_err(e)?, "version")?,
+                event_type: row.try_get(2).map_err(e)?,
+                event_version: u32::try_from(event_version).map_err(e)?,
+                payload: payload.as_bytes(),
+            };
+            if !visit(event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn read_all(
         &self,
         after_position: u64,
@@ -280,7 +339,7 @@ impl EventStore for PostgresEventStore {
 }
 
 /// The outcome of a successful insert: positions in stream-version order.
-fn outcome(rows: Vec<Row>) -> Result<AppendOutcome, StoreError> {
+pub(super) fn outcome(rows: Vec<Row>) -> Result<AppendOutcome, StoreError> {
     let mut pairs = Vec::with_capacity(rows.len());
     for row in rows {
         let position = to_u64(row.try_get(0).map_err(StoreError::backend)?, "position")?;

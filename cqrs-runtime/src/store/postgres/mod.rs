@@ -17,8 +17,10 @@
 
 mod events;
 mod extras;
+mod notify;
 mod read_model;
 mod sql;
+mod transaction;
 mod values;
 
 use std::fmt;
@@ -32,8 +34,14 @@ use tokio_postgres::{Client, NoTls, Statement};
 use super::StoreError;
 use super::names::{Ident, InvalidIdentifier, TableNames};
 pub use extras::PostgresLease;
+pub use notify::ListenError;
 pub use read_model::PostgresReadModel;
 use sql::Texts;
+/// The driver, re-exported at the version this crate uses: [`append_with`]'s writes get a
+/// [`tokio_postgres::Transaction`].
+///
+/// [`append_with`]: PostgresEventStore::append_with
+pub use tokio_postgres;
 
 /// How to connect a [`PostgresEventStore`].
 #[derive(Clone)]
@@ -42,6 +50,7 @@ pub struct PostgresConfig {
     schema: Ident,
     tables: TableNames,
     connections: usize,
+    notify: Option<Ident>,
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -53,6 +62,7 @@ impl fmt::Debug for PostgresConfig {
             .field("schema", &self.schema)
             .field("tables", &self.tables)
             .field("connections", &self.connections)
+            .field("notify", &self.notify)
             .finish()
     }
 }
@@ -66,6 +76,7 @@ impl PostgresConfig {
             schema: Ident::new("public").map_err(StoreError::backend)?,
             tables: TableNames::default(),
             connections: 4,
+            notify: None,
         })
     }
 
@@ -87,20 +98,39 @@ impl PostgresConfig {
         self
     }
 
+    /// Opt-in wake-up hint: every append also runs `pg_notify(channel, <last position>)`, in
+    /// the same statement, and [`PostgresEventStore::listen`] turns the notifications into a
+    /// `watch` receiver for [`ProjectionRunner::wake_on`](crate::projection::ProjectionRunner::wake_on).
+    ///
+    /// Off by default: PostgreSQL serializes the commits of notifying transactions on one
+    /// global lock (measured: 37% less append throughput with 8 concurrent writers). The
+    /// notification never carries the event (payloads are limited to 8,000 bytes); readers
+    /// still read the log with [`read_after`](crate::store::EventStore::read_after).
+    ///
+    /// Keep the runner's poll interval as the safety net: a notification can arrive while
+    /// its event is still hidden from `read_after` by an older transaction open elsewhere in
+    /// the server (one that notifies nobody when it ends); the runner then reads the event
+    /// at its next wake-up or poll.
+    pub fn notify(mut self, channel: &str) -> Result<Self, InvalidIdentifier> {
+        self.notify = Some(Ident::new(channel)?);
+        Ok(self)
+    }
+
     /// Connects, creates or upgrades the schema, and prepares the statements.
     pub async fn connect(self) -> Result<PostgresEventStore, StoreError> {
         let mut client = open(&self.pg).await?;
         migrate(&mut client, &self.schema, &self.tables).await?;
-        let texts = Texts::new(&self.schema, &self.tables);
+        let texts = Texts::new(&self.schema, &self.tables, self.notify.as_ref());
         let first = Arc::new(Conn::prepare(client, &texts).await?);
-        let mut slots = vec![Mutex::new(Some(first))];
-        slots.extend((1..self.connections).map(|_| Mutex::new(None)));
+        let mut slots = vec![Slot::new(Some(first))];
+        slots.extend((1..self.connections).map(|_| Slot::new(None)));
         Ok(PostgresEventStore {
             inner: Arc::new(Inner {
                 config: self,
                 texts,
                 slots,
                 next: AtomicUsize::new(0),
+                exclusive: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -116,8 +146,11 @@ pub struct PostgresEventStore {
 struct Inner {
     config: PostgresConfig,
     texts: Texts,
-    slots: Vec<Mutex<Option<Arc<Conn>>>>,
+    slots: Vec<Slot>,
     next: AtomicUsize,
+    /// Idle connections for [`PostgresEventStore::append_with`], each used by one
+    /// transaction at a time.
+    exclusive: std::sync::Mutex<Vec<Conn>>,
 }
 
 impl fmt::Debug for PostgresEventStore {
@@ -139,21 +172,90 @@ impl PostgresEventStore {
         self.inner.config.schema.as_str()
     }
 
-    /// The next connection, by round robin, re-opened if it broke.
-    async fn conn(&self) -> Result<Arc<Conn>, StoreError> {
-        let n = self.inner.slots.len();
-        let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
-        let Some(slot) = self.inner.slots.get(index) else {
+    /// A shared connection, re-opened if it broke: the first idle one from a round-robin
+    /// start, else the one with the fewest requests in flight. (Plain round robin queues a
+    /// request behind another's commit on a busy connection while others sit idle.)
+    async fn conn(&self) -> Result<InUse<'_>, StoreError> {
+        let slots = &self.inner.slots;
+        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let mut chosen: Option<(&Slot, usize)> = None;
+        for i in 0..slots.len() {
+            let Some(slot) = slots.get(start.wrapping_add(i) % slots.len()) else {
+                continue;
+            };
+            let in_flight = slot.in_flight.load(Ordering::Relaxed);
+            if chosen.is_none_or(|(_, fewest)| in_flight < fewest) {
+                chosen = Some((slot, in_flight));
+            }
+            if in_flight == 0 {
+                break;
+            }
+        }
+        let Some((slot, _)) = chosen else {
             return Err(StoreError::backend("no PostgreSQL connection slot"));
         };
-        let mut slot = slot.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| !c.client.is_closed()) {
-            return Ok(Arc::clone(conn));
+        // Counted from now on; dropping `counted` (also on error) gives the slot back.
+        let counted = Counted::new(&slot.in_flight);
+        let mut current = slot.conn.lock().await;
+        if let Some(conn) = current.as_ref().filter(|c| !c.client.is_closed()) {
+            let conn = Arc::clone(conn);
+            return Ok(InUse {
+                _counted: counted,
+                conn,
+            });
         }
         let client = open(&self.inner.config.pg).await?;
         let conn = Arc::new(Conn::prepare(client, &self.inner.texts).await?);
-        *slot = Some(Arc::clone(&conn));
-        Ok(conn)
+        *current = Some(Arc::clone(&conn));
+        Ok(InUse {
+            _counted: counted,
+            conn,
+        })
+    }
+}
+
+/// One shared connection (opened on first use) and how many requests use it right now.
+struct Slot {
+    conn: Mutex<Option<Arc<Conn>>>,
+    in_flight: AtomicUsize,
+}
+
+impl Slot {
+    fn new(conn: Option<Arc<Conn>>) -> Self {
+        Self {
+            conn: Mutex::new(conn),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// A shared connection in use by one request.
+struct InUse<'a> {
+    _counted: Counted<'a>,
+    conn: Arc<Conn>,
+}
+
+impl std::ops::Deref for InUse<'_> {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+/// One request counted in a slot's `in_flight` until dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(in_flight: &'a AtomicUsize) -> Self {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(in_flight)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -164,6 +266,7 @@ struct Conn {
 }
 
 struct Prepared {
+    append_new: Statement,
     append_exact: Statement,
     append_any: Statement,
     head: Statement,
@@ -188,6 +291,7 @@ impl Conn {
             async move { client.prepare(&text).await.map_err(StoreError::backend) }
         };
         let st = Prepared {
+            append_new: p(&t.append_new).await?,
             append_exact: p(&t.append_exact).await?,
             append_any: p(&t.append_any).await?,
             head: p(&t.head).await?,

@@ -2,17 +2,22 @@
 //! identifiers spliced in once, at open; every value is bound.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use chrono::DateTime;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params,
+};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::chunk::{Chunk, ChunkPool};
 use crate::envelope::Metadata;
 use crate::store::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
 use crate::store::names::TableNames;
 use crate::store::{
-    AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
+    AppendOutcome, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent, StreamEventRef,
+    TransactionError, TransactionOutcome,
 };
 
 /// An append waiting for the writer.
@@ -31,6 +36,15 @@ fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
         .map(drop)
         .map_err(StoreError::backend)
 }
+
+fn begin_immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::backend)
+}
+
+/// How often an append committed alone runs again when, between its refusal and the look
+/// at why, another process made room for it.
+const ALONE_ATTEMPTS: usize = 4;
 
 fn fail_all(group: Vec<Request>, error: &rusqlite::Error) {
     for request in group {
@@ -117,8 +131,16 @@ impl Sql {
 
     /// Runs a group of queued appends in one `BEGIN IMMEDIATE` transaction (group commit:
     /// one disk sync for all of them), each inside its own savepoint, so that a refused
-    /// append rolls back only its own rows. Every request gets its reply.
-    pub(super) fn append_group(&self, conn: &mut Connection, group: Vec<Request>) {
+    /// append rolls back only its own rows. Every request gets its reply. A group of one
+    /// needs no savepoint (see [`Sql::append_alone`]).
+    pub(super) fn append_group(&self, conn: &mut Connection, mut group: Vec<Request>) {
+        if group.len() == 1
+            && let Some(request) = group.pop()
+        {
+            let result = self.append_alone(conn, &request);
+            let _ = request.reply.send(result);
+            return;
+        }
         let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => return fail_all(group, &e),
@@ -132,6 +154,66 @@ impl Sql {
             }
             Err(e) => fail_all(group, &e),
         }
+    }
+
+    /// One append in a transaction of its own: no savepoint, since a refusal rolls back the
+    /// whole transaction.
+    fn append_alone(
+        &self,
+        conn: &mut Connection,
+        r: &Request,
+    ) -> Result<AppendOutcome, StoreError> {
+        let (stream_type, stream_id) = (r.stream_type.as_str(), r.stream_id.as_str());
+        let nothing = |_: &Transaction<'_>, _: &AppendOutcome| Ok::<(), Infallible>(());
+        match self.append_in_tx(conn, stream_type, stream_id, r.expected, &r.events, nothing) {
+            Ok(TransactionOutcome::Committed { outcome, .. })
+            | Ok(TransactionOutcome::AlreadyStored(outcome)) => Ok(outcome),
+            Err(TransactionError::Store(error)) => Err(error),
+            Err(TransactionError::Caller(never)) => match never {},
+        }
+    }
+
+    /// One append in a transaction of its own, then `writes` in the same transaction, then
+    /// the commit (or a rollback if `writes` fails). A refused append is classified under
+    /// the write lock, in a new transaction; if another process changed the stream in between
+    /// so that the append now fits, it runs again (a bounded number of times).
+    pub(super) fn append_in_tx<T, E>(
+        &self,
+        conn: &mut Connection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        writes: impl FnOnce(&Transaction<'_>, &AppendOutcome) -> Result<T, E>,
+    ) -> Result<TransactionOutcome<T>, TransactionError<E>> {
+        if let Some(event_id) = duplicate_in_batch(events) {
+            return Err(StoreError::DuplicateEventId { event_id }.into());
+        }
+        for _ in 0..ALONE_ATTEMPTS {
+            let tx = begin_immediate(conn)?;
+            if let Some(outcome) = self.try_append(&tx, stream_type, stream_id, expected, events)? {
+                return match writes(&tx, &outcome) {
+                    Ok(value) => {
+                        tx.commit().map_err(StoreError::backend)?;
+                        Ok(TransactionOutcome::Committed { outcome, value })
+                    }
+                    // Dropping `tx` rolls it back.
+                    Err(error) => Err(TransactionError::Caller(error)),
+                };
+            }
+            tx.rollback().map_err(StoreError::backend)?;
+            let tx = begin_immediate(conn)?;
+            let refused = self.refused(&tx, stream_type, stream_id, expected, events);
+            tx.rollback().map_err(StoreError::backend)?;
+            if let Some(outcome) = refused? {
+                return Ok(TransactionOutcome::AlreadyStored(outcome));
+            }
+        }
+        Err(StoreError::backend(format!(
+            "append to {stream_type}/{stream_id} was refused {ALONE_ATTEMPTS} times, but \
+             neither as a clash nor as a conflict"
+        ))
+        .into())
     }
 
     /// One append of a group, inside the group's transaction.
@@ -315,6 +397,68 @@ impl Sql {
             })
         })
         .collect()
+    }
+
+    /// Visits one stream's events for a load straight from the rows (borrowed column
+    /// values, no allocation per event); stops when `visit` returns `false`.
+    pub(super) fn visit_stream(
+        &self,
+        conn: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: impl FnMut(StreamEventRef<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        let from = to_i64(from_version.max(1), "version")?;
+        let mut query = conn
+            .prepare_cached(&self.read_stream_events)
+            .map_err(StoreError::backend)?;
+        let mut rows = query
+            .query(params![stream_type, stream_id, from])
+            .map_err(StoreError::backend)?;
+        while let Some(row) = rows.next().map_err(StoreError::backend)? {
+            let event_type = row.get_ref(2).map_err(StoreError::backend)?;
+            // The payload stays bytes: decoding validates its UTF-8 anyway.
+            let payload = row.get_ref(4).map_err(StoreError::backend)?;
+            let event_version: i64 = row.get(3).map_err(StoreError::backend)?;
+            let event = StreamEventRef {
+                global_position: to_u64(row.get(0).map_err(StoreError::backend)?, "position")?,
+                stream_version: to_u64(row.get(1).map_err(StoreError::backend)?, "version")?,
+                event_type: event_type.as_str().map_err(StoreError::backend)?,
+                event_version: u32::try_from(event_version).map_err(StoreError::backend)?,
+                payload: payload.as_bytes().map_err(StoreError::backend)?,
+            };
+            if !visit(event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Sql::visit_stream`] into [`Chunk`]s handed to `send` (which returns `false` when
+    /// the receiver is gone).
+    pub(super) fn replay_stream(
+        &self,
+        conn: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        pool: &ChunkPool,
+        mut send: impl FnMut(Chunk) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut chunk = pool.take();
+        let mut receiving = true;
+        self.visit_stream(conn, stream_type, stream_id, from_version, |event| {
+            chunk.push(event);
+            if chunk.is_full() {
+                receiving = send(std::mem::replace(&mut chunk, pool.take()));
+            }
+            receiving
+        })?;
+        if receiving && !chunk.is_empty() {
+            send(chunk);
+        }
+        Ok(())
     }
 
     pub(super) fn read_all(

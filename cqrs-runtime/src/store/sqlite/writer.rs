@@ -1,76 +1,90 @@
-//! The writer thread: owns the write connection, and commits every append that queued up
-//! while it was busy in one transaction (group commit).
+//! The write connection and group commit, without a writer thread.
+//!
+//! An append queues its request, then tries to take the write connection on the blocking
+//! pool. Whoever holds it (the leader) commits every queued append in one transaction, and
+//! again until the queue is empty; an append that finds the connection taken returns at once,
+//! its request being committed by the leader. Alone, an append therefore runs on its own
+//! blocking task, like a hand-written one; under load, appends that queued while the leader
+//! was busy share one transaction and one disk sync.
 
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
 
 use super::sql::{Request, Sql};
 use crate::store::StoreError;
 
-/// A write other than an append, run on the writer connection.
-pub(super) type WriteFn = Box<dyn FnOnce(&mut Connection, &Sql) + Send>;
-
-/// Work for the writer thread.
-pub(super) enum Job {
-    /// An append, grouped with the other queued appends.
-    Append(Request),
-    /// Any other write (checkpoints, snapshots), run on its own.
-    Run(WriteFn),
-}
-
 /// The most appends committed in one transaction.
 const MAX_GROUP: usize = 256;
 
-/// Starts the writer thread; it stops when every [`Sender`] is dropped.
-pub(super) fn start(conn: Connection, sql: Arc<Sql>) -> Result<Sender<Job>, StoreError> {
-    let (jobs, inbox) = channel();
-    std::thread::Builder::new()
-        .name("cqrs-sqlite-writer".into())
-        .spawn(move || run(conn, &sql, &inbox))
-        .map_err(StoreError::backend)?;
-    Ok(jobs)
+/// The write connection and the appends waiting for it.
+pub(super) struct Writer {
+    conn: Mutex<Connection>,
+    queue: Mutex<Vec<Request>>,
 }
 
-fn run(mut conn: Connection, sql: &Sql, inbox: &Receiver<Job>) {
-    let mut group = Vec::new();
-    while let Ok(first) = inbox.recv() {
-        let mut next = Some(first);
-        loop {
-            match next.take() {
-                Some(Job::Append(request)) => group.push(request),
-                Some(Job::Run(job)) => job(&mut conn, sql),
-                None => {}
-            }
-            if group.len() >= MAX_GROUP {
-                break;
-            }
-            match inbox.try_recv() {
-                Ok(job) => next = Some(job),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+/// A lock whose holder panicked is still usable: a panic inside a rusqlite transaction rolls
+/// it back when the transaction is dropped, and the queue is only pushed to and taken from.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection) -> Self {
+        Self {
+            conn: Mutex::new(conn),
+            queue: Mutex::new(Vec::new()),
         }
-        if !group.is_empty() {
-            sql.append_group(&mut conn, std::mem::take(&mut group));
+    }
+
+    /// Queues `request` and commits it, with whatever else queued up, unless another task
+    /// holds the connection (that task commits it). Blocking: call it on the blocking pool.
+    pub(super) fn append(&self, sql: &Sql, request: Request) {
+        lock(&self.queue).push(request);
+        self.drain(sql);
+    }
+
+    /// Runs `f` on the write connection, waiting for it, then commits the appends that
+    /// queued meanwhile. Blocking: call it on the blocking pool.
+    pub(super) fn run<T, E>(
+        &self,
+        sql: &Sql,
+        f: impl FnOnce(&mut Connection, &Sql) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let result = f(&mut lock(&self.conn), sql);
+        self.drain(sql);
+        result
+    }
+
+    /// Commits queued appends while the connection is free. After releasing it, the queue
+    /// is looked at again: an append queued after the last group found the connection taken
+    /// and counts on its holder.
+    fn drain(&self, sql: &Sql) {
+        loop {
+            let mut conn = match self.conn.try_lock() {
+                Ok(conn) => conn,
+                Err(TryLockError::WouldBlock) => return,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            };
+            loop {
+                let group: Vec<Request> = {
+                    let mut queue = lock(&self.queue);
+                    let n = queue.len().min(MAX_GROUP);
+                    queue.drain(..n).collect()
+                };
+                if group.is_empty() {
+                    break;
+                }
+                sql.append_group(&mut conn, group);
+            }
+            drop(conn);
+            if lock(&self.queue).is_empty() {
+                return;
+            }
         }
     }
 }
 
-/// Sends `job` and waits for its reply.
-pub(super) async fn call<T: Send + 'static>(
-    jobs: &Sender<Job>,
-    f: impl FnOnce(&mut Connection, &Sql) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    let (reply, result) = oneshot::channel();
-    let job = Job::Run(Box::new(move |conn, sql| {
-        let _ = reply.send(f(conn, sql));
-    }));
-    jobs.send(job).map_err(|_| stopped())?;
-    result.await.map_err(|_| stopped())?
-}
-
 pub(super) fn stopped() -> StoreError {
-    StoreError::backend("the SQLite writer thread stopped")
+    StoreError::backend("the SQLite append was dropped before it ran (runtime shutting down?)")
 }
