@@ -100,14 +100,7 @@ pub(crate) fn classify<'a>(
     if let Some(event_id) = clashing_id(events, lookup) {
         return Err(StoreError::DuplicateEventId { event_id });
     }
-    if !expected.matches(actual) {
-        return Err(StoreError::Conflict {
-            stream_type: stream_type.to_owned(),
-            stream_id: stream_id.to_owned(),
-            expected,
-            actual,
-        });
-    }
+    expected.check(stream_type, stream_id, actual)?;
     Ok(None)
 }
 

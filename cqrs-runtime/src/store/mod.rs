@@ -89,6 +89,20 @@ impl ExpectedVersion {
         }
     }
 
+    /// [`ExpectedVersion::matches`] as a result: the typed [`StoreError::Conflict`] of the
+    /// stream when the head version `actual` does not satisfy this expectation.
+    pub fn check(self, stream_type: &str, stream_id: &str, actual: u64) -> Result<(), StoreError> {
+        if self.matches(actual) {
+            return Ok(());
+        }
+        Err(StoreError::Conflict {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            expected: self,
+            actual,
+        })
+    }
+
     /// The exact version expected, if any (`NoStream` is `Some(0)`).
     pub fn exact(self) -> Option<u64> {
         match self {

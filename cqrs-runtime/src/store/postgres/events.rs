@@ -161,14 +161,7 @@ impl EventStore for PostgresEventStore {
         let conn = self.conn().await?;
         if events.is_empty() {
             let actual = self.stream_head(&conn, stream_type, stream_id).await?;
-            if !expected.matches(actual) {
-                return Err(StoreError::Conflict {
-                    stream_type: stream_type.to_owned(),
-                    stream_id: stream_id.to_owned(),
-                    expected,
-                    actual,
-                });
-            }
+            expected.check(stream_type, stream_id, actual)?;
             return Ok(AppendOutcome {
                 stream_version: actual,
                 positions: Vec::new(),

@@ -85,15 +85,7 @@ impl PostgresEventStore {
         if events.is_empty() {
             // As a plain append: an empty batch only checks the expected version.
             let actual = self.stream_head(conn, stream_type, stream_id).await?;
-            if !expected.matches(actual) {
-                return Err(StoreError::Conflict {
-                    stream_type: stream_type.to_owned(),
-                    stream_id: stream_id.to_owned(),
-                    expected,
-                    actual,
-                }
-                .into());
-            }
+            expected.check(stream_type, stream_id, actual)?;
             let outcome = AppendOutcome {
                 stream_version: actual,
                 positions: Vec::new(),
