@@ -417,3 +417,86 @@ async fn append_with_rolls_back_together_and_refuses_like_append() {
     assert_eq!(next.outcome().stream_version, 2);
     drop_schema(&admin, &schema).await;
 }
+
+/// An append at an exact version the store has seen committed skips the statement's
+/// existence check (`heads.rs`). What it must still refuse: a stream that another process
+/// moved ahead, a stream behind the expected version, and a version only a rolled-back
+/// `append_with` wrote (rolled back, it was never committed, so it must not count as seen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_versions_skip_the_check_but_never_a_conflict() {
+    let _serial = SERIAL.lock().await;
+    let Some((admin, schema, config)) = fresh().await else {
+        return;
+    };
+    let ours = config.clone().connect().await.expect("connect");
+    let theirs = config.connect().await.expect("second process");
+    let conflict_at = |result: Result<_, StoreError>| match result {
+        Err(StoreError::Conflict { actual, .. }) => actual,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+
+    // Ours appends versions 1..=3 and so knows version 3; another process then adds 4.
+    ours.append("ping", "k", ExpectedVersion::NoStream, vec![ping(0)])
+        .await
+        .expect("v1");
+    ours.append(
+        "ping",
+        "k",
+        ExpectedVersion::Exact(1),
+        vec![ping(1), ping(2)],
+    )
+    .await
+    .expect("v2-3");
+    theirs
+        .append("ping", "k", ExpectedVersion::Exact(3), vec![ping(3)])
+        .await
+        .expect("v4 by the other process");
+    // Version 3 is known, the stream is ahead of it: the unique key refuses, typed.
+    let stale = ours
+        .append("ping", "k", ExpectedVersion::Exact(3), vec![ping(9)])
+        .await;
+    assert_eq!(conflict_at(stale), 4);
+    // Behind: version 7 was never seen, so the check runs and refuses it.
+    let behind = ours
+        .append("ping", "k", ExpectedVersion::Exact(7), vec![ping(9)])
+        .await;
+    assert_eq!(conflict_at(behind), 4);
+    // A read teaches the store version 4; the next append at 4 succeeds.
+    assert_eq!(
+        ours.read_stream("ping", "k", 1).await.expect("read").len(),
+        4
+    );
+    let next = ours
+        .append("ping", "k", ExpectedVersion::Exact(4), vec![ping(4)])
+        .await
+        .expect("v5");
+    assert_eq!(next.stream_version, 5);
+
+    // A rolled-back append_with: its version 6 must not count as seen.
+    let failed = ours
+        .append_with(
+            "ping",
+            "k",
+            ExpectedVersion::Exact(5),
+            vec![ping(5)],
+            async |_, _| Err::<(), _>(WriteError::GaveUp),
+        )
+        .await;
+    assert!(
+        matches!(failed, Err(TransactionError::Caller(_))),
+        "{failed:?}"
+    );
+    let gap = ours
+        .append("ping", "k", ExpectedVersion::Exact(6), vec![ping(6)])
+        .await;
+    assert_eq!(conflict_at(gap), 5, "a gap after a rolled-back version");
+    let versions: Vec<u64> = ours
+        .read_stream("ping", "k", 1)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    drop_schema(&admin, &schema).await;
+}

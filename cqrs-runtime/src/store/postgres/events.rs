@@ -80,19 +80,34 @@ impl Columns<'_> {
     }
 }
 
-/// The append statement for `expected` and its `$3`.
+/// The append statement for `expected` and its `$3`. `known`: the expected version is known
+/// to be stored (see [`KnownHeads`](super::heads::KnownHeads)), so the unique key is the only
+/// check the statement needs.
 pub(super) fn append_statement(
     st: &Prepared,
     expected: ExpectedVersion,
+    known: bool,
 ) -> Result<(&Statement, i64), StoreError> {
     Ok(match expected.exact() {
         Some(0) => (&st.append_new, 0),
+        Some(version) if known => (&st.append_new, to_i64(version, "version")?),
         Some(version) => (&st.append_exact, to_i64(version, "version")?),
         None => (&st.append_any, 0),
     })
 }
 
 impl PostgresEventStore {
+    /// Whether `expected` is an exact version this store knows to be stored.
+    pub(super) fn known(&self, stream_type: &str, stream_id: &str, e: ExpectedVersion) -> bool {
+        e.exact()
+            .is_some_and(|v| self.inner.heads.covers(stream_type, stream_id, v))
+    }
+
+    /// Records that `version` of the stream is committed.
+    pub(super) fn saw(&self, stream_type: &str, stream_id: &str, version: u64) {
+        self.inner.heads.saw(stream_type, stream_id, version);
+    }
+
     pub(super) async fn stream_head(
         &self,
         conn: &Conn,
@@ -168,12 +183,17 @@ impl EventStore for PostgresEventStore {
             });
         }
         let columns = Columns::new(&events)?;
-        let (statement, after) = append_statement(&conn.st, expected)?;
+        let known = self.known(stream_type, stream_id, expected);
+        let (statement, after) = append_statement(&conn.st, expected, known)?;
         let params = columns.params(&stream_type, &stream_id, &after);
         for _ in 0..RACE_ATTEMPTS {
             let inserted = conn.client.query(statement, &params).await;
             match inserted {
-                Ok(rows) if rows.len() == events.len() => return outcome(rows),
+                Ok(rows) if rows.len() == events.len() => {
+                    let outcome = outcome(rows)?;
+                    self.saw(stream_type, stream_id, outcome.stream_version);
+                    return Ok(outcome);
+                }
                 Ok(_) => {}
                 Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {}
                 Err(e) => return Err(StoreError::backend(e)),
@@ -204,7 +224,11 @@ impl EventStore for PostgresEventStore {
             .query(&conn.st.read_stream, &[&stream_type, &stream_id, &from])
             .await
             .map_err(StoreError::backend)?;
-        rows.iter().map(row_to_event).collect()
+        let events: Vec<StoredEvent> = rows.iter().map(row_to_event).collect::<Result<_, _>>()?;
+        if let Some(last) = events.last() {
+            self.saw(stream_type, stream_id, last.stream_version);
+        }
+        Ok(events)
     }
 
     async fn read_stream_events(
@@ -223,7 +247,8 @@ impl EventStore for PostgresEventStore {
             )
             .await
             .map_err(StoreError::backend)?;
-        rows.iter()
+        let events: Vec<StreamEvent> = rows
+            .iter()
             .map(|row| {
                 let event_version: i32 = row.try_get(3).map_err(e)?;
                 let payload: String = row.try_get(4).map_err(e)?;
@@ -235,7 +260,11 @@ impl EventStore for PostgresEventStore {
                     payload: payload.into_bytes(),
                 })
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        if let Some(last) = events.last() {
+            self.saw(stream_type, stream_id, last.stream_version);
+        }
+        Ok(events)
     }
 
     /// Decodes each row as it arrives from the server (a row stream, not a `Vec` of rows),
@@ -259,6 +288,7 @@ impl EventStore for PostgresEventStore {
             .await
             .map_err(e)?;
         let mut rows = std::pin::pin!(rows);
+        let mut last = 0;
         while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
             let row = row.map_err(e)?;
             let event_version: i32 = row.try_get(3).map_err(e)?;
@@ -270,10 +300,12 @@ impl EventStore for PostgresEventStore {
                 event_version: u32::try_from(event_version).map_err(e)?,
                 payload: payload.as_bytes(),
             };
+            last = event.stream_version;
             if !visit(event) {
                 break;
             }
         }
+        self.saw(stream_type, stream_id, last);
         Ok(())
     }
 

@@ -17,6 +17,7 @@
 
 mod events;
 mod extras;
+mod heads;
 mod notify;
 mod read_model;
 mod sql;
@@ -130,6 +131,7 @@ impl PostgresConfig {
                 texts,
                 slots,
                 next: AtomicUsize::new(0),
+                heads: heads::KnownHeads::new(),
                 exclusive: std::sync::Mutex::new(Vec::new()),
             }),
         })
@@ -148,6 +150,8 @@ struct Inner {
     texts: Texts,
     slots: Vec<Slot>,
     next: AtomicUsize,
+    /// Stream versions known to be committed (see [`heads`]).
+    heads: heads::KnownHeads,
     /// Idle connections for [`PostgresEventStore::append_with`], each used by one
     /// transaction at a time.
     exclusive: std::sync::Mutex<Vec<Conn>>,

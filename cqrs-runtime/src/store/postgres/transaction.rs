@@ -98,7 +98,8 @@ impl PostgresEventStore {
             return commit_with(tx, outcome, writes).await;
         }
         let columns = Columns::new(events)?;
-        let (statement, after) = append_statement(&conn.st, expected)?;
+        let known = self.known(stream_type, stream_id, expected);
+        let (statement, after) = append_statement(&conn.st, expected, known)?;
         let params = columns.params(&stream_type, &stream_id, &after);
         for _ in 0..RACE_ATTEMPTS {
             let tx = conn
@@ -109,7 +110,12 @@ impl PostgresEventStore {
             // The event INSERT is the transaction's first statement.
             match tx.query(statement, &params).await {
                 Ok(rows) if rows.len() == events.len() => {
-                    return commit_with(tx, outcome(rows)?, writes).await;
+                    let committed = commit_with(tx, outcome(rows)?, writes).await;
+                    // Only a commit makes the versions known: the caller's writes may fail.
+                    if let Ok(TransactionOutcome::Committed { outcome, .. }) = &committed {
+                        self.saw(stream_type, stream_id, outcome.stream_version);
+                    }
+                    return committed;
                 }
                 Ok(_) => {}
                 Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {}
