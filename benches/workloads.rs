@@ -19,6 +19,10 @@ fn main() {
         common::suite::count(&which, &());
         return;
     }
+    if let Ok(which) = std::env::var("CQRS_ALTERNATE") {
+        common::suite::alternate(&which);
+        return;
+    }
     let mut criterion = criterion::Criterion::default().configure_from_args();
     common::suite::benches(&mut criterion, &());
     criterion.final_summary();

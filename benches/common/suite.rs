@@ -273,3 +273,84 @@ pub fn count(which: &str, extra: &dyn Extra) {
     }
     forget(rt);
 }
+
+/// The alternating mode: `CQRS_ALTERNATE=<workload>:<rounds>` (`w2` or `w3`) times (a) and (b)
+/// on the full workload in ABBA order (generated first in even rounds, hand-written first in
+/// odd ones), so that drift in the machine's load and the order of the contenders hit both
+/// alike; prints both medians and (a)/(b). Criterion runs each contender's samples in one
+/// block, which a noisy machine can skew.
+pub fn alternate(which: &str) {
+    let (workload, rounds) = which
+        .split_once(':')
+        .expect("CQRS_ALTERNATE=<workload>:<rounds>");
+    let rounds: usize = rounds.parse().expect("a round count");
+    let rt = super::runtime();
+    let (mut ours, mut theirs): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
+    match workload {
+        "w2" => {
+            let script = data::script(W2.0, W2.1);
+            let a: Vec<_> = script.iter().copied().map(work::command).collect();
+            let b: Vec<_> = script
+                .iter()
+                .copied()
+                .map(hand::Command::from_step)
+                .collect();
+            for round in 0..rounds {
+                // Inputs are built and outputs dropped outside the timed region.
+                let (ca, cb) = (a.clone(), b.clone());
+                let run_a = || timed(|| work::w2_generated(&rt, InMemoryEventStore::new(), ca));
+                let run_b = || timed(|| work::w2_hand(&rt, InMemoryEventStore::new(), cb));
+                let ((ta, out_a), (tb, out_b)) = if round % 2 == 0 {
+                    let a = run_a();
+                    (a, run_b())
+                } else {
+                    let b = run_b();
+                    (run_a(), b)
+                };
+                assert_eq!(out_a.0, out_b.0);
+                ours.push(ta);
+                theirs.push(tb);
+            }
+        }
+        "w3" => {
+            let store = w3_store(&rt);
+            for round in 0..rounds {
+                let run_a = || timed(|| work::w3_generated(&rt, &store));
+                let run_b = || timed(|| work::w3_hand(&rt, &store));
+                let ((ta, out_a), (tb, out_b)) = if round % 2 == 0 {
+                    let a = run_a();
+                    (a, run_b())
+                } else {
+                    let b = run_b();
+                    (run_a(), b)
+                };
+                assert_eq!(out_a, out_b);
+                ours.push(ta);
+                theirs.push(tb);
+            }
+        }
+        other => panic!("CQRS_ALTERNATE supports w2 and w3, not {other}"),
+    }
+    // Each round's own ratio too: drift slower than a round cancels out of it.
+    let mut ratios: Vec<f64> = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ours.sort();
+    theirs.sort();
+    let (a, b) = (ours[rounds / 2], theirs[rounds / 2]);
+    println!(
+        "ALTERNATE {workload}: generated {a:.3?}, hand_written {b:.3?}, (a)/(b) {:.3} (medians of {rounds}); median of the rounds' ratios {:.3}",
+        a.as_secs_f64() / b.as_secs_f64(),
+        ratios[rounds / 2]
+    );
+}
+
+/// Runs `f` once: how long it took, and its output (dropped by the caller, untimed).
+fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let start = std::time::Instant::now();
+    let out = f();
+    (start.elapsed(), out)
+}

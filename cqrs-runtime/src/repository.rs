@@ -11,7 +11,7 @@ use tracing::Instrument;
 use crate::aggregate::{Aggregate, Command, CreationPolicy};
 use crate::envelope::{CommandMetadata, Envelope};
 use crate::error::CommandError;
-use crate::event::Decoded;
+use crate::event::DecodeError;
 use crate::event::{EncodedEvent, EventEnum};
 use crate::schema::Shape;
 use crate::store::{
@@ -197,15 +197,17 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
             // decoded and applied in place.
             self.store
                 .replay_stream(A::TYPE, stream_id, base + 1, |event| {
-                    match decode_stream_event::<A>(stream_id, event) {
+                    // The decoder's own result, matched in place: wrapping it in a
+                    // `CommandError` first moved that larger value for every event.
+                    match A::Event::decode(event.event_type, event.event_version, event.payload) {
                         Ok(decoded) => {
                             // A split event applies several events; a retired one none.
                             decoded.for_each(|e| apply_events(&mut state, [&e]));
                             version = event.stream_version;
                             true
                         }
-                        Err(error) => {
-                            failed = Some(error);
+                        Err(source) => {
+                            failed = Some(decode_failure::<A>(stream_id, event, source));
                             false
                         }
                     }
@@ -342,24 +344,23 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
             .await;
         let first_version = version + 1;
         let position = outcome.last_position();
-        let envelopes = events
-            .into_iter()
-            .zip(ids)
-            .zip(outcome.positions)
-            .zip(first_version..)
-            .map(
-                |(((event, event_id), global_position), stream_version)| Envelope {
-                    event_id,
-                    stream_type: A::TYPE.to_owned(),
-                    stream_id: stream_id.to_owned(),
-                    stream_version,
-                    global_position,
-                    recorded_at,
-                    metadata: event_metadata.clone(),
-                    event,
-                },
-            )
-            .collect();
+        // Exactly sized: collecting the zip below would reserve at least four envelopes.
+        let mut envelopes = Vec::with_capacity(events.len());
+        let numbered = ids.into_iter().zip(outcome.positions).zip(first_version..);
+        for (event, ((event_id, global_position), stream_version)) in
+            events.into_iter().zip(numbered)
+        {
+            envelopes.push(Envelope {
+                event_id,
+                stream_type: A::TYPE.to_owned(),
+                stream_id: stream_id.to_owned(),
+                stream_version,
+                global_position,
+                recorded_at,
+                metadata: event_metadata.clone(),
+                event,
+            });
+        }
         Ok(Attempt::Done(Committed {
             events: envelopes,
             version: outcome.stream_version,
@@ -409,18 +410,19 @@ pub(crate) fn encode_event<A: Aggregate>(
     })
 }
 
-/// Decodes one event of `A`'s stream `stream_id`, with the stream context on failure.
-fn decode_stream_event<A: Aggregate>(
+/// A stored event of `A`'s stream `stream_id` that did not decode, with the stream context.
+#[cold]
+#[inline(never)]
+fn decode_failure<A: Aggregate>(
     stream_id: &str,
     stored: StreamEventRef<'_>,
-) -> Result<Decoded<A::Event>, CommandError<A::Error>> {
-    A::Event::decode(stored.event_type, stored.event_version, stored.payload).map_err(|source| {
-        CommandError::Decode {
-            stream_type: A::TYPE.to_owned(),
-            stream_id: stream_id.to_owned(),
-            stream_version: stored.stream_version,
-            global_position: stored.global_position,
-            source,
-        }
-    })
+    source: DecodeError,
+) -> CommandError<A::Error> {
+    CommandError::Decode {
+        stream_type: A::TYPE.to_owned(),
+        stream_id: stream_id.to_owned(),
+        stream_version: stored.stream_version,
+        global_position: stored.global_position,
+        source,
+    }
 }

@@ -1,11 +1,15 @@
 //! The in-memory event store, for tests and demos.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
+
+use crate::envelope::Metadata;
 
 use super::idempotency::{Slot, classify};
 use super::{
@@ -28,31 +32,118 @@ struct Inner {
     head: watch::Sender<u64>,
 }
 
+/// The log, laid out for replays: each stream keeps its events and their payload bytes in
+/// contiguous buffers of its own, so loading a stream walks two arrays instead of chasing one
+/// heap allocation per event (and its layout does not depend on what else the process
+/// allocated between appends). The global order is an index into the streams.
 #[derive(Default)]
 struct Log {
-    /// Every event; the event at index `i` has global position `i + 1`.
-    events: Vec<StoredEvent>,
-    /// Per stream type, per stream id: the log index of each version (index `v - 1`).
-    streams: HashMap<String, HashMap<String, Vec<usize>>>,
-    /// Event id → log index.
-    ids: HashMap<Uuid, usize>,
+    /// Every stream, in order of first append.
+    streams: Vec<Stream>,
+    /// Per stream type, per stream id: the index in `streams`.
+    by_key: HashMap<String, HashMap<String, usize>>,
+    /// The global log: the event at position `p` is `order[p - 1]` (stream index, version - 1).
+    order: Vec<(usize, usize)>,
+    /// Event id → global position.
+    ids: HashMap<Uuid, u64>,
+    /// Interned wire names: an event's `name` indexes into it.
+    names: Vec<Cow<'static, str>>,
+    name_index: HashMap<Cow<'static, str>, u32>,
+}
+
+struct Stream {
+    stream_type: String,
+    stream_id: String,
+    /// What a replay reads, one entry per version (index `v - 1`).
+    hot: Vec<Hot>,
+    /// The rest of each event, same indexes.
+    cold: Vec<Cold>,
+    /// The payloads of `hot`, back to back.
+    payloads: Vec<u8>,
+}
+
+struct Hot {
+    global_position: u64,
+    name: u32,
+    event_version: u32,
+    payload_start: usize,
+    payload_end: usize,
+}
+
+struct Cold {
+    event_id: Uuid,
+    metadata: Metadata,
+    recorded_at: DateTime<Utc>,
+}
+
+impl Stream {
+    fn payload(&self, hot: &Hot) -> &[u8] {
+        self.payloads
+            .get(hot.payload_start..hot.payload_end)
+            .unwrap_or_default()
+    }
 }
 
 impl Log {
-    fn stream(&self, stream_type: &str, stream_id: &str) -> &[usize] {
-        self.streams
-            .get(stream_type)
-            .and_then(|ids| ids.get(stream_id))
-            .map_or(&[], Vec::as_slice)
+    fn stream_index(&self, stream_type: &str, stream_id: &str) -> Option<usize> {
+        self.by_key.get(stream_type)?.get(stream_id).copied()
+    }
+
+    fn stream(&self, stream_type: &str, stream_id: &str) -> Option<&Stream> {
+        self.streams.get(self.stream_index(stream_type, stream_id)?)
+    }
+
+    fn version(&self, stream_type: &str, stream_id: &str) -> u64 {
+        self.stream(stream_type, stream_id)
+            .map_or(0, |s| s.hot.len() as u64)
+    }
+
+    fn name(&self, index: u32) -> &str {
+        self.names.get(index as usize).map_or("", |n| n)
+    }
+
+    fn intern(&mut self, name: Cow<'static, str>) -> u32 {
+        if let Some(&index) = self.name_index.get(&name) {
+            return index;
+        }
+        let index = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name.clone());
+        self.name_index.insert(name, index);
+        index
+    }
+
+    /// The event at global position `position`: its stream and version index.
+    fn at(&self, position: u64) -> Option<(&Stream, usize)> {
+        let index = usize::try_from(position.checked_sub(1)?).ok()?;
+        let &(stream, version) = self.order.get(index)?;
+        Some((self.streams.get(stream)?, version))
     }
 
     fn slot(&self, id: &Uuid) -> Option<Slot<'_>> {
-        let stored = self.events.get(*self.ids.get(id)?)?;
+        let position = *self.ids.get(id)?;
+        let (stream, version) = self.at(position)?;
         Some(Slot {
-            stream_type: &stored.stream_type,
-            stream_id: &stored.stream_id,
-            stream_version: stored.stream_version,
-            global_position: stored.global_position,
+            stream_type: &stream.stream_type,
+            stream_id: &stream.stream_id,
+            stream_version: version as u64 + 1,
+            global_position: position,
+        })
+    }
+
+    /// The owned event at version index `version` of `stream`.
+    fn stored(&self, stream: &Stream, version: usize) -> Option<StoredEvent> {
+        let (hot, cold) = (stream.hot.get(version)?, stream.cold.get(version)?);
+        Some(StoredEvent {
+            global_position: hot.global_position,
+            stream_type: stream.stream_type.clone(),
+            stream_id: stream.stream_id.clone(),
+            stream_version: version as u64 + 1,
+            event_id: cold.event_id,
+            event_type: self.name(hot.name).to_owned(),
+            event_version: hot.event_version,
+            payload: stream.payload(hot).to_vec(),
+            metadata: cold.metadata.clone(),
+            recorded_at: cold.recorded_at,
         })
     }
 
@@ -63,7 +154,7 @@ impl Log {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        let actual = self.stream(stream_type, stream_id).len() as u64;
+        let actual = self.version(stream_type, stream_id);
         if let Some(outcome) = classify(stream_type, stream_id, expected, &events, actual, |id| {
             self.slot(id)
         })? {
@@ -76,34 +167,52 @@ impl Log {
             });
         }
 
-        let stream = self
-            .streams
-            .entry(stream_type.to_owned())
-            .or_default()
-            .entry(stream_id.to_owned())
-            .or_default();
+        let index = match self.stream_index(stream_type, stream_id) {
+            Some(index) => index,
+            None => {
+                let index = self.streams.len();
+                self.streams.push(Stream {
+                    stream_type: stream_type.to_owned(),
+                    stream_id: stream_id.to_owned(),
+                    hot: Vec::new(),
+                    cold: Vec::new(),
+                    payloads: Vec::new(),
+                });
+                self.by_key
+                    .entry(stream_type.to_owned())
+                    .or_default()
+                    .insert(stream_id.to_owned(), index);
+                index
+            }
+        };
         let mut positions = Vec::with_capacity(events.len());
         for event in events {
-            let index = self.events.len();
-            let global_position = index as u64 + 1;
-            stream.push(index);
-            self.ids.insert(event.event_id, index);
-            self.events.push(StoredEvent {
+            let global_position = self.order.len() as u64 + 1;
+            let name = self.intern(event.event_type);
+            let Some(stream) = self.streams.get_mut(index) else {
+                return Err(StoreError::backend("in-memory stream index out of range"));
+            };
+            let version = stream.hot.len();
+            let payload_start = stream.payloads.len();
+            stream.payloads.extend_from_slice(&event.payload);
+            stream.hot.push(Hot {
                 global_position,
-                stream_type: stream_type.to_owned(),
-                stream_id: stream_id.to_owned(),
-                stream_version: stream.len() as u64,
-                event_id: event.event_id,
-                event_type: event.event_type.into_owned(),
+                name,
                 event_version: event.event_version,
-                payload: event.payload,
+                payload_start,
+                payload_end: stream.payloads.len(),
+            });
+            stream.cold.push(Cold {
+                event_id: event.event_id,
                 metadata: event.metadata,
                 recorded_at: event.recorded_at,
             });
+            self.order.push((index, version));
+            self.ids.insert(event.event_id, global_position);
             positions.push(global_position);
         }
         Ok(AppendOutcome {
-            stream_version: stream.len() as u64,
+            stream_version: self.streams.get(index).map_or(0, |s| s.hot.len() as u64),
             positions,
         })
     }
@@ -131,12 +240,12 @@ impl InMemoryEventStore {
 
     /// The number of stored events.
     pub fn len(&self) -> Result<usize, StoreError> {
-        Ok(self.read()?.events.len())
+        Ok(self.read()?.order.len())
     }
 
     /// Whether the store holds no event.
     pub fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.read()?.events.is_empty())
+        Ok(self.read()?.order.is_empty())
     }
 
     fn read(&self) -> Result<RwLockReadGuard<'_, Log>, StoreError> {
@@ -155,9 +264,9 @@ impl InMemoryEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         let mut log = self.write()?;
-        let before = log.events.len();
+        let before = log.order.len();
         let outcome = log.append(stream_type, stream_id, expected, events)?;
-        let head = log.events.len();
+        let head = log.order.len();
         if head != before {
             // Sent under the lock, so receivers observe heads in order.
             self.inner.head.send_replace(head as u64);
@@ -171,15 +280,15 @@ impl InMemoryEventStore {
         stream_type: &str,
         stream_id: &str,
         from_version: u64,
-        f: impl Fn(&StoredEvent) -> T,
+        f: impl Fn(&Log, &Stream, usize) -> Option<T>,
     ) -> Result<Vec<T>, StoreError> {
         let log = self.read()?;
-        let indexes = log.stream(stream_type, stream_id);
+        let Some(stream) = log.stream(stream_type, stream_id) else {
+            return Ok(Vec::new());
+        };
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(indexes
-            .iter()
-            .skip(skip)
-            .filter_map(|&index| log.events.get(index).map(&f))
+        Ok((skip..stream.hot.len())
+            .filter_map(|version| f(&log, stream, version))
             .collect())
     }
 
@@ -190,7 +299,13 @@ impl InMemoryEventStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let log = self.read()?;
         let start = usize::try_from(after_position).unwrap_or(usize::MAX);
-        Ok(log.events.iter().skip(start).take(limit).cloned().collect())
+        Ok(log
+            .order
+            .iter()
+            .skip(start)
+            .take(limit)
+            .filter_map(|&(stream, version)| log.stored(log.streams.get(stream)?, version))
+            .collect())
     }
 }
 
@@ -204,10 +319,9 @@ impl fmt::Debug for InMemoryEventStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("InMemoryEventStore");
         match self.inner.log.read() {
-            Ok(log) => out.field("events", &log.events.len()).field(
-                "streams",
-                &log.streams.values().map(HashMap::len).sum::<usize>(),
-            ),
+            Ok(log) => out
+                .field("events", &log.order.len())
+                .field("streams", &log.streams.len()),
             Err(_) => out.field("state", &"poisoned"),
         };
         out.finish()
@@ -235,7 +349,12 @@ impl EventStore for InMemoryEventStore {
         stream_id: &str,
         from_version: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_stream_with(stream_type, stream_id, from_version, StoredEvent::clone)
+        self.read_stream_with(
+            stream_type,
+            stream_id,
+            from_version,
+            |log, stream, version| log.stored(stream, version),
+        )
     }
 
     /// Lends each event of the stream straight from the log, under the read lock: a load
@@ -251,17 +370,17 @@ impl EventStore for InMemoryEventStore {
         F: FnMut(StreamEventRef<'_>) -> bool + Send,
     {
         let log = self.read()?;
+        let Some(stream) = log.stream(stream_type, stream_id) else {
+            return Ok(());
+        };
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        for &index in log.stream(stream_type, stream_id).iter().skip(skip) {
-            let Some(e) = log.events.get(index) else {
-                continue;
-            };
+        for (version, hot) in (1_u64..).zip(&stream.hot).skip(skip) {
             let event = StreamEventRef {
-                global_position: e.global_position,
-                stream_version: e.stream_version,
-                event_type: &e.event_type,
-                event_version: e.event_version,
-                payload: &e.payload,
+                global_position: hot.global_position,
+                stream_version: version,
+                event_type: log.name(hot.name),
+                event_version: hot.event_version,
+                payload: stream.payload(hot),
             };
             if !visit(event) {
                 break;
@@ -277,13 +396,21 @@ impl EventStore for InMemoryEventStore {
         stream_id: &str,
         from_version: u64,
     ) -> Result<Vec<StreamEvent>, StoreError> {
-        self.read_stream_with(stream_type, stream_id, from_version, |e| StreamEvent {
-            global_position: e.global_position,
-            stream_version: e.stream_version,
-            event_type: e.event_type.clone(),
-            event_version: e.event_version,
-            payload: e.payload.clone(),
-        })
+        self.read_stream_with(
+            stream_type,
+            stream_id,
+            from_version,
+            |log, stream, version| {
+                let hot = stream.hot.get(version)?;
+                Some(StreamEvent {
+                    global_position: hot.global_position,
+                    stream_version: version as u64 + 1,
+                    event_type: log.name(hot.name).to_owned(),
+                    event_version: hot.event_version,
+                    payload: stream.payload(hot).to_vec(),
+                })
+            },
+        )
     }
 
     async fn read_all(
@@ -295,6 +422,6 @@ impl EventStore for InMemoryEventStore {
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        Ok(self.read()?.events.len() as u64)
+        Ok(self.read()?.order.len() as u64)
     }
 }
