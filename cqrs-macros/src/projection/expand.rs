@@ -92,9 +92,7 @@ fn exhaustive_dispatch(model: &ProjectionModel<'_>, private: &proc_macro2::Ident
             match #private::decode_source::<#source>(__stored) {
                 // One event, several (a split), or none (a retired type).
                 #private::Some(#private::Ok(__decoded)) => {
-                    for __event in __decoded {
-                        #dispatch;
-                    }
+                    __decoded.for_each(|__event| #dispatch);
                     return #private::Ok(#private::Outcome::Applied);
                 }
                 #private::Some(#private::Err(__error)) => return #private::Err(__error),

@@ -511,6 +511,7 @@ fn lag(position: u64, head: u64) -> Lag {
 }
 
 /// One event through the projection and the error policy.
+#[inline]
 fn project_one<P: Projection>(
     model: &mut P,
     tx: &mut P::Transaction,
@@ -521,9 +522,23 @@ fn project_one<P: Projection>(
     skipped: &Mutex<Vec<SkippedEvent>>,
 ) -> Step {
     let meta = EventMeta::new(stored, cursor);
-    let Err(source) = model.project(stored, &meta, tx) else {
-        return Step::Advance;
-    };
+    match model.project(stored, &meta, tx) {
+        Ok(_) => Step::Advance,
+        Err(source) => refused::<P>(cursor, stored, source, policy, failure, skipped),
+    }
+}
+
+/// An event the projection could not take, through the error policy (out of the hot loop).
+#[cold]
+#[inline(never)]
+fn refused<P: Projection>(
+    cursor: Cursor,
+    stored: &StoredEvent,
+    source: crate::event::DecodeError,
+    policy: ErrorPolicy,
+    failure: &mut Option<ProjectionError>,
+    skipped: &Mutex<Vec<SkippedEvent>>,
+) -> Step {
     match policy {
         ErrorPolicy::Stop => {
             *failure = Some(ProjectionError::Event {

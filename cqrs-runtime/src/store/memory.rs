@@ -13,8 +13,8 @@ use crate::envelope::Metadata;
 
 use super::idempotency::{Slot, classify};
 use super::{
-    AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamEvent,
-    StreamEventRef,
+    AppendOutcome, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent,
+    StreamEvent, StreamEventRef,
 };
 
 /// An [`EventStore`] held in memory.
@@ -292,20 +292,27 @@ impl InMemoryEventStore {
             .collect())
     }
 
-    fn read_all_now(
+    /// At most `limit` events after `after_position`, each turned into `T` under the read lock.
+    fn read_all_with<T>(
         &self,
         after_position: u64,
         limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+        f: impl Fn(StoredEvent) -> T,
+    ) -> Result<Vec<T>, StoreError> {
         let log = self.read()?;
         let start = usize::try_from(after_position).unwrap_or(usize::MAX);
-        Ok(log
-            .order
-            .iter()
-            .skip(start)
-            .take(limit)
-            .filter_map(|&(stream, version)| log.stored(log.streams.get(stream)?, version))
-            .collect())
+        let order = log.order.get(start..).unwrap_or_default();
+        let mut events = Vec::with_capacity(order.len().min(limit));
+        for &(stream, version) in order.iter().take(limit) {
+            if let Some(event) = log
+                .streams
+                .get(stream)
+                .and_then(|stream| log.stored(stream, version))
+            {
+                events.push(f(event));
+            }
+        }
+        Ok(events)
     }
 }
 
@@ -418,7 +425,22 @@ impl EventStore for InMemoryEventStore {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_all_now(after_position, limit)
+        self.read_all_with(after_position, limit, |event| event)
+    }
+
+    /// Built in place: the default maps `read_all`'s events into a second vector.
+    async fn read_after(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Result<Vec<(Cursor, StoredEvent)>, StoreError> {
+        self.read_all_with(cursor.position, limit, |event| {
+            let at = Cursor {
+                tx: 0,
+                position: event.global_position,
+            };
+            (at, event)
+        })
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
