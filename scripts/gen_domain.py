@@ -302,7 +302,14 @@ def main():
     out = args[0] if args else os.path.join(ROOT, "target", "compile-bench", "domain")
     write(
         os.path.join(out, "Cargo.toml"),
-        '[workspace]\nmembers = ["macro_domain", "hand_domain", "serde_derive_only"]\nresolver = "3"\n',
+        '[workspace]\nmembers = ["macro_domain", "hand_domain", "serde_derive_only"]\nresolver = "3"\n'
+        # CQRS_OPT_MACROS=1: compile every proc macro (ours and serde's alike) with
+        # optimizations, as the README recommends for debug builds.
+        + (
+            "\n[profile.dev.build-override]\nopt-level = 3\n"
+            if os.environ.get("CQRS_OPT_MACROS") == "1"
+            else ""
+        ),
     )
     crate(out, "macro_domain", macro_aggregate)
     crate(out, "hand_domain", hand_aggregate)

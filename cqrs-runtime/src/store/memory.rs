@@ -102,14 +102,26 @@ impl Log {
         self.names.get(index as usize).map_or("", |n| n)
     }
 
+    /// The index of `name`, added if new. The caller checked that there is room
+    /// ([`Log::room_for`]), so the index fits.
     fn intern(&mut self, name: Cow<'static, str>) -> u32 {
         if let Some(&index) = self.name_index.get(&name) {
             return index;
         }
-        let index = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        let index = self.names.len() as u32;
         self.names.push(name.clone());
         self.name_index.insert(name, index);
         index
+    }
+
+    /// Refuses a batch that could overflow the name table, before anything is stored.
+    fn room_for(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        if self.names.len().saturating_add(events.len()) > u32::MAX as usize {
+            return Err(StoreError::backend(
+                "more than 2^32 event names in one store",
+            ));
+        }
+        Ok(())
     }
 
     /// The event at global position `position`: its stream and version index.
@@ -166,6 +178,7 @@ impl Log {
                 positions: Vec::new(),
             });
         }
+        self.room_for(&events)?;
 
         let index = match self.stream_index(stream_type, stream_id) {
             Some(index) => index,
