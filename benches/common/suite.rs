@@ -13,7 +13,7 @@ use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
 use tokio::runtime::Runtime;
 
 use super::data::{self, Outcome};
-use super::domain::Account;
+use super::domain::{Account, AccountCommand};
 use super::hand;
 use super::work::{self, Portfolio};
 
@@ -99,14 +99,8 @@ pub fn benches(c: &mut Criterion, extra: &dyn Extra) {
     group.finish();
 
     // W2: 100,000 commands over 1,000 aggregates, a fresh store per iteration.
-    let (commands, aggregates) = W2;
-    let script = data::script(commands, aggregates);
-    let ours: Vec<_> = script.iter().copied().map(work::command).collect();
-    let theirs: Vec<_> = script
-        .iter()
-        .copied()
-        .map(hand::Command::from_step)
-        .collect();
+    let commands = W2.0;
+    let (ours, theirs) = w2_commands();
     let (expected, _) = work::w2_generated(&rt, InMemoryEventStore::new(), ours.clone());
     assert_eq!(
         expected,
@@ -288,25 +282,15 @@ pub fn alternate(which: &str) {
     let (mut ours, mut theirs): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
     match workload {
         "w2" => {
-            let script = data::script(W2.0, W2.1);
-            let a: Vec<_> = script.iter().copied().map(work::command).collect();
-            let b: Vec<_> = script
-                .iter()
-                .copied()
-                .map(hand::Command::from_step)
-                .collect();
+            let (a, b) = w2_commands();
             for round in 0..rounds {
                 // Inputs are built and outputs dropped outside the timed region.
                 let (ca, cb) = (a.clone(), b.clone());
-                let run_a = || timed(|| work::w2_generated(&rt, InMemoryEventStore::new(), ca));
-                let run_b = || timed(|| work::w2_hand(&rt, InMemoryEventStore::new(), cb));
-                let ((ta, out_a), (tb, out_b)) = if round % 2 == 0 {
-                    let a = run_a();
-                    (a, run_b())
-                } else {
-                    let b = run_b();
-                    (run_a(), b)
-                };
+                let ((ta, out_a), (tb, out_b)) = abba(
+                    round,
+                    || timed(|| work::w2_generated(&rt, InMemoryEventStore::new(), ca)),
+                    || timed(|| work::w2_hand(&rt, InMemoryEventStore::new(), cb)),
+                );
                 assert_eq!(out_a.0, out_b.0);
                 ours.push(ta);
                 theirs.push(tb);
@@ -315,15 +299,11 @@ pub fn alternate(which: &str) {
         "w3" => {
             let store = w3_store(&rt);
             for round in 0..rounds {
-                let run_a = || timed(|| work::w3_generated(&rt, &store));
-                let run_b = || timed(|| work::w3_hand(&rt, &store));
-                let ((ta, out_a), (tb, out_b)) = if round % 2 == 0 {
-                    let a = run_a();
-                    (a, run_b())
-                } else {
-                    let b = run_b();
-                    (run_a(), b)
-                };
+                let ((ta, out_a), (tb, out_b)) = abba(
+                    round,
+                    || timed(|| work::w3_generated(&rt, &store)),
+                    || timed(|| work::w3_hand(&rt, &store)),
+                );
                 assert_eq!(out_a, out_b);
                 ours.push(ta);
                 theirs.push(tb);
@@ -353,4 +333,28 @@ fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     let start = std::time::Instant::now();
     let out = f();
     (start.elapsed(), out)
+}
+
+/// W2's commands for (a) and (b), from the same script.
+fn w2_commands() -> (Vec<AccountCommand>, Vec<hand::Command>) {
+    let script = data::script(W2.0, W2.1);
+    let ours = script.iter().copied().map(work::command).collect();
+    let theirs = script
+        .iter()
+        .copied()
+        .map(hand::Command::from_step)
+        .collect();
+    (ours, theirs)
+}
+
+/// Runs `a` then `b` in even rounds and `b` then `a` in odd ones; returns their outputs as
+/// `(a, b)`.
+fn abba<A, B>(round: usize, a: impl FnOnce() -> A, b: impl FnOnce() -> B) -> (A, B) {
+    if round % 2 == 0 {
+        let a = a();
+        (a, b())
+    } else {
+        let b = b();
+        (a(), b)
+    }
 }
