@@ -350,7 +350,7 @@ fn w2_commands() -> (Vec<AccountCommand>, Vec<hand::Command>) {
 /// Runs `a` then `b` in even rounds and `b` then `a` in odd ones; returns their outputs as
 /// `(a, b)`.
 fn abba<A, B>(round: usize, a: impl FnOnce() -> A, b: impl FnOnce() -> B) -> (A, B) {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         let a = a();
         (a, b())
     } else {
