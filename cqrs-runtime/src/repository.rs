@@ -307,17 +307,12 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
         let recorded_at = crate::store::now();
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
-            let encoded = encode_event::<A>(event)?;
-            // Not `NewEvent::from_encoded`: every event of the command shares one timestamp,
-            // read once above.
-            new_events.push(NewEvent {
-                event_id: uuid::Uuid::now_v7(),
-                event_type: encoded.name.into(),
-                event_version: encoded.version,
-                payload: encoded.payload,
-                metadata: event_metadata.clone(),
+            // Every event of the command shares the one timestamp read above.
+            new_events.push(NewEvent::encoded_at(
+                encode_event::<A>(event)?,
+                event_metadata.clone(),
                 recorded_at,
-            });
+            ));
         }
         let ids: Vec<_> = new_events.iter().map(|e| e.event_id).collect();
         let expected = ExpectedVersion::from_version(version);

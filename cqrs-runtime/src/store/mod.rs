@@ -160,7 +160,24 @@ impl NewEvent {
 
     /// A new event from an [`EncodedEvent`], with a fresh UUIDv7 id, recorded now.
     pub fn from_encoded(encoded: EncodedEvent, metadata: Metadata) -> Self {
-        Self::new(encoded.name, encoded.version, encoded.payload, metadata)
+        Self::encoded_at(encoded, metadata, now())
+    }
+
+    /// A new event from an [`EncodedEvent`], with a fresh UUIDv7 id, recorded at
+    /// `recorded_at` (the repository stamps every event of a command with one reading).
+    pub(crate) fn encoded_at(
+        encoded: EncodedEvent,
+        metadata: Metadata,
+        recorded_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: encoded.name.into(),
+            event_version: encoded.version,
+            payload: encoded.payload,
+            metadata,
+            recorded_at,
+        }
     }
 }
 
