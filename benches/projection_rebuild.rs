@@ -3,13 +3,15 @@
 //!
 //! Run with `cargo bench --bench projection_rebuild`; criterion prints each variant's time per
 //! rebuild and its throughput in events/s.
+#![allow(missing_docs, reason = "bench fixtures")]
 
 use std::collections::HashMap;
 use std::hint::black_box;
 
+use cqrs_runtime::memory::InMemoryLeases;
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::projection::EventMeta;
-use cqrs_runtime::store::{Cursor, InMemoryLeases, NewEvent};
+use cqrs_runtime::store::{Cursor, NewEvent};
 use criterion::{Criterion, Throughput, criterion_group};
 use serde::{Deserialize, Serialize};
 
@@ -45,12 +47,12 @@ pub struct Balances {
 #[projection(name = "bench_balances", events = BenchEvent)]
 impl Balances {
     #[on]
-    fn opened(&mut self, _: &Opened, meta: &EventMeta) {
+    fn opened(&mut self, _: &Opened, meta: &EventMeta<'_>) {
         self.by_stream.insert(meta.stream_id.to_owned(), 0);
     }
 
     #[on]
-    fn deposited(&mut self, e: &Deposited, meta: &EventMeta) {
+    fn deposited(&mut self, e: &Deposited, meta: &EventMeta<'_>) {
         if let Some(balance) = self.by_stream.get_mut(meta.stream_id) {
             *balance = e.balance_after;
         }

@@ -27,7 +27,8 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use cqrs_runtime::prelude::*;
-use cqrs_runtime::store::{LeaseStore, SqlModelStore};
+use cqrs_runtime::projection::SqlReadModel;
+use cqrs_runtime::store::{LeaseStore, SqlBackend};
 use summary::AccountSummary;
 
 /// Where the events live, from the command line.
@@ -68,10 +69,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 std::fs::create_dir_all(dir)?;
             }
             println!("== Store: SQLite file {}", path.display());
-            let store = cqrs_runtime::store::SqliteEventStore::open(&path).await?;
-            // The SQL read model shares the event store's file.
-            let summary =
-                cqrs_runtime::store::SqliteReadModel::<AccountSummary>::open(&path).await?;
+            let store = cqrs_runtime::sqlite::SqliteEventStore::open(&path).await?;
+            // The SQL read model's tables live in the event store's file.
+            let summary = SqlReadModel::<AccountSummary, _>::open(store.clone()).await?;
             resume_durable(store.clone(), summary, store).await
         }
         Choice::Postgres(url) => postgres(&url).await,
@@ -80,12 +80,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 #[cfg(feature = "postgres")]
 async fn postgres(url: &str) -> Result<(), Box<dyn Error>> {
-    let store = cqrs_runtime::store::PostgresEventStore::connect(url).await?;
+    let store = cqrs_runtime::postgres::PostgresEventStore::open(url).await?;
     println!("== Store: PostgreSQL, schema {}", store.schema());
-    // The SQL read model lives in the event store's schema.
-    let summary =
-        cqrs_runtime::store::PostgresReadModel::<AccountSummary>::connect(url, store.schema())
-            .await?;
+    // The SQL read model's tables live in the event store's schema.
+    let summary = SqlReadModel::<AccountSummary, _>::open(store.clone()).await?;
     resume_durable(store.clone(), summary, store).await
 }
 
@@ -95,10 +93,14 @@ async fn postgres(_: &str) -> Result<(), Box<dyn Error>> {
 }
 
 /// A durable store: resumes the SQL read model, then runs the story once more.
-async fn resume_durable<S, M, L>(store: S, summary: M, leases: L) -> Result<(), Box<dyn Error>>
+async fn resume_durable<S, B, L>(
+    store: S,
+    summary: SqlReadModel<AccountSummary, B>,
+    leases: L,
+) -> Result<(), Box<dyn Error>>
 where
     S: EventStore + Clone,
-    M: SqlModelStore<AccountSummary> + Clone,
+    B: SqlBackend,
     L: LeaseStore + Clone,
 {
     summary::run_durable(store, &summary, leases, &mut std::io::stdout()).await?;
@@ -117,7 +119,7 @@ async fn resume<S: EventStore + Clone>(store: S) -> Result<(), Box<dyn Error>> {
     });
     println!(
         "  {runs} earlier run(s), log head at position {}; this is run {}",
-        store.head_position().await?,
+        store.head().await?.position,
         runs + 1
     );
     let mut stdout = std::io::stdout();

@@ -13,9 +13,9 @@ mod read_models;
 
 use std::time::Duration;
 
+use cqrs_runtime::memory::InMemoryLeases;
 use cqrs_runtime::prelude::*;
-use cqrs_runtime::projection::RunningProjection;
-use cqrs_runtime::store::InMemoryLeases;
+use cqrs_runtime::projection::Running;
 
 use domain::*;
 use read_models::*;
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let by_customer = InMemoryReadModel::<OrdersByCustomer>::new();
     let revenue = InMemoryReadModel::<RevenueDashboard>::new();
     let inventory = InMemoryReadModel::<InventoryStatus>::new();
-    let runners: [RunningProjection; 3] = [
+    let runners: [Running; 3] = [
         ProjectionRunner::new(store.clone(), by_customer.clone())
             .with_leases(leases.clone())
             .wake_on(store.subscribe())
@@ -191,7 +191,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lag = runner.handle().lag();
         println!(
             "  {}: at position {}, head {}, behind {}",
-            runner.handle().projection(),
+            runner.handle().name(),
             lag.position,
             lag.head,
             lag.behind

@@ -10,7 +10,7 @@ mod domain;
 use cqrs_runtime::event::{DecodeError, Decoded, describe};
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::projection::EventMeta;
-use cqrs_runtime::store::NewEvent;
+use cqrs_runtime::store::{Cursor, NewEvent};
 use cqrs_runtime::testkit::assert_decodes_to;
 use domain::*;
 
@@ -66,7 +66,7 @@ struct Audit {
 }
 
 impl Audit {
-    fn note(&mut self, meta: &EventMeta, name: &'static str) {
+    fn note(&mut self, meta: &EventMeta<'_>, name: &'static str) {
         self.seen.push((meta.stream_version, meta.position, name));
     }
 }
@@ -74,43 +74,43 @@ impl Audit {
 #[projection(name = "customer_audit", events = CustomerEvent)]
 impl Audit {
     #[on]
-    fn registered(&mut self, _: &Registered, meta: &EventMeta) {
+    fn registered(&mut self, _: &Registered, meta: &EventMeta<'_>) {
         self.note(meta, "registered");
     }
     #[on]
-    fn order_placed(&mut self, _: &OrderPlaced, meta: &EventMeta) {
+    fn order_placed(&mut self, _: &OrderPlaced, meta: &EventMeta<'_>) {
         self.note(meta, "order_placed");
     }
     #[on]
-    fn item_added(&mut self, _: &ItemAdded, meta: &EventMeta) {
+    fn item_added(&mut self, _: &ItemAdded, meta: &EventMeta<'_>) {
         self.note(meta, "item_added");
     }
     #[on]
-    fn payment_received(&mut self, _: &PaymentReceived, meta: &EventMeta) {
+    fn payment_received(&mut self, _: &PaymentReceived, meta: &EventMeta<'_>) {
         self.note(meta, "payment_received");
     }
     #[on]
-    fn credit_adjusted(&mut self, _: &CreditAdjusted, meta: &EventMeta) {
+    fn credit_adjusted(&mut self, _: &CreditAdjusted, meta: &EventMeta<'_>) {
         self.note(meta, "credit_adjusted");
     }
     #[on]
-    fn tier_set(&mut self, _: &TierSet, meta: &EventMeta) {
+    fn tier_set(&mut self, _: &TierSet, meta: &EventMeta<'_>) {
         self.note(meta, "tier_set");
     }
     #[on]
-    fn name_changed(&mut self, _: &NameChanged, meta: &EventMeta) {
+    fn name_changed(&mut self, _: &NameChanged, meta: &EventMeta<'_>) {
         self.note(meta, "name_changed");
     }
     #[on]
-    fn address_changed(&mut self, _: &AddressChanged, meta: &EventMeta) {
+    fn address_changed(&mut self, _: &AddressChanged, meta: &EventMeta<'_>) {
         self.note(meta, "address_changed");
     }
     #[on]
-    fn comment_added(&mut self, _: &CommentAdded, meta: &EventMeta) {
+    fn comment_added(&mut self, _: &CommentAdded, meta: &EventMeta<'_>) {
         self.note(meta, "comment_added");
     }
     #[on]
-    fn discount_applied(&mut self, _: &DiscountApplied, meta: &EventMeta) {
+    fn discount_applied(&mut self, _: &DiscountApplied, meta: &EventMeta<'_>) {
         self.note(meta, "discount_applied");
     }
 }
@@ -172,7 +172,13 @@ async fn projections_see_current_events_with_the_stored_positions() {
 #[tokio::test]
 async fn a_read_model_sees_current_events_with_the_stored_positions() {
     let store = load_golden("c-1", "examples/schema_evolution/last_year.json").await;
-    let stored = store.read_all(0, 100).await.expect("read");
+    let stored: Vec<_> = store
+        .read_after(Cursor::START, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
     let mut seen: Vec<(u64, u64, &'static str)> = Vec::new();
     for row in &stored {
         for envelope in Envelope::<CustomerEvent>::decode(row).expect("decodes") {

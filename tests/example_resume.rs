@@ -9,8 +9,11 @@ mod story;
 #[path = "../examples/bank_account/summary.rs"]
 mod summary;
 
+use cqrs_runtime::memory::InMemoryLeases;
 use cqrs_runtime::projection::ProjectionRunner;
-use cqrs_runtime::store::{EventStore, InMemoryLeases, SqliteEventStore, SqliteReadModel};
+use cqrs_runtime::projection::SqlReadModel;
+use cqrs_runtime::sqlite::SqliteEventStore;
+use cqrs_runtime::store::EventStore;
 use summary::AccountSummary;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -55,7 +58,7 @@ async fn the_sql_read_model_resumes_from_its_checkpoint() {
     for run in 1..=2 {
         // What the example does on each start: a fresh open of the file, as a new process.
         let store = SqliteEventStore::open(&path).await.expect("open");
-        let model = SqliteReadModel::<AccountSummary>::open(&path)
+        let model = SqlReadModel::<AccountSummary, _>::open(store.clone())
             .await
             .expect("open model");
         let mut out = Vec::new();
@@ -63,7 +66,7 @@ async fn the_sql_read_model_resumes_from_its_checkpoint() {
             .await
             .unwrap_or_else(|e| panic!("run {run} failed: {e}"));
         let text = String::from_utf8(out).expect("utf-8");
-        let head = store.head_position().await.expect("head");
+        let head = store.head().await.expect("head").position;
         if run == 1 {
             assert_eq!(before.resumed_at, None, "a new file has no checkpoint");
             assert!(text.contains("built projection account_summary from the start of the log"));
@@ -84,10 +87,13 @@ async fn the_sql_read_model_resumes_from_its_checkpoint() {
 
     // The resumed model equals a clean rebuild into another file.
     let store = SqliteEventStore::open(&path).await.expect("open");
-    let resumed = SqliteReadModel::<AccountSummary>::open(&path)
+    let resumed = SqlReadModel::<AccountSummary, _>::open(store.clone())
         .await
         .expect("open model");
-    let rebuilt = SqliteReadModel::<AccountSummary>::open(dir.join("rebuilt.sqlite"))
+    let other = SqliteEventStore::open(dir.join("rebuilt.sqlite"))
+        .await
+        .expect("open the other file");
+    let rebuilt = SqlReadModel::<AccountSummary, _>::open(other)
         .await
         .expect("open rebuild");
     ProjectionRunner::new(store, rebuilt.clone())

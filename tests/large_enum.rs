@@ -1,4 +1,5 @@
 //! An event enum far larger than any one event's history: 40 variants.
+#![allow(missing_docs, reason = "the 40 events are fixtures")]
 
 use cqrs_runtime::prelude::*;
 use serde::{Deserialize, Serialize};

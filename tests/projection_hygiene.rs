@@ -100,7 +100,7 @@ pub mod domain {
     #[projection(name = "hyg_totals", version = 3, events = [CounterEvent, NameEvent], ignore(WasReset), crate = ::cqrs_runtime)]
     impl Totals {
         #[on]
-        fn bumped(&mut self, e: &Bumped, _meta: &EventMeta) {
+        fn bumped(&mut self, e: &Bumped, _meta: &EventMeta<'_>) {
             self.total += e.by;
         }
 
@@ -125,12 +125,75 @@ pub mod domain {
     #[projection(name = "hyg_sql", events = CounterEvent, non_exhaustive, transaction = Tx, reset = Self::clear)]
     impl Sql {
         #[on]
-        fn bumped(&mut self, _: &Bumped, _: &EventMeta, _tx: &mut Tx) {
+        fn bumped(&mut self, _: &Bumped, _: &EventMeta<'_>, _tx: &mut Tx) {
             self.rows += 1;
         }
 
         fn clear(&mut self) {
             self.rows = 0;
+        }
+    }
+
+    /// The counter's error.
+    #[derive(::core::fmt::Debug, thiserror::Error)]
+    #[error("never")]
+    pub struct Never;
+
+    /// The aggregate of the `counter` streams.
+    #[derive(::core::fmt::Debug, ::core::default::Default)]
+    pub struct Counter {
+        /// Count.
+        pub count: u32,
+    }
+
+    #[aggregate(name = "counter", id = ::std::string::String, events = CounterEvent, error = Never, crate = ::cqrs_runtime)]
+    impl Counter {
+        #[apply]
+        fn bumped(&mut self, e: &Bumped) {
+            self.count += e.by;
+        }
+
+        #[apply]
+        fn reset(&mut self, _: &WasReset) {
+            self.count = 0;
+        }
+    }
+
+    /// An aggregate source (its streams strict) next to an event enum, with a handler under
+    /// `#[cfg]`, exhaustive and not.
+    #[derive(::core::fmt::Debug, ::core::default::Default, ::core::cmp::PartialEq)]
+    pub struct Strict {
+        /// Events seen.
+        pub seen: u32,
+    }
+
+    #[projection(name = "hyg_strict", events = [Counter, NameEvent], ignore(WasReset), crate = ::cqrs_runtime)]
+    impl Strict {
+        #[cfg(not(any()))]
+        #[on]
+        fn named(&mut self, _: &Named) {
+            self.seen += 1;
+        }
+
+        #[on]
+        fn bumped(&mut self, _: &Bumped) {
+            self.seen += 1;
+        }
+    }
+
+    /// The same, `non_exhaustive`.
+    #[derive(::core::fmt::Debug, ::core::default::Default, ::core::cmp::PartialEq)]
+    pub struct StrictNames {
+        /// Events seen.
+        pub seen: u32,
+    }
+
+    #[projection(name = "hyg_strict_names", events = [Counter, NameEvent], non_exhaustive, crate = ::cqrs_runtime)]
+    impl StrictNames {
+        #[cfg(not(any()))]
+        #[on]
+        fn named(&mut self, _: &Named) {
+            self.seen += 1;
         }
     }
 }
@@ -202,4 +265,42 @@ fn shadowed_names_do_not_break_generated_projections() {
     assert_eq!(sql.rows, 1);
     sql.reset();
     assert_eq!(sql.rows, 0);
+}
+
+#[test]
+fn aggregate_sources_expand_quietly_and_keep_their_streams_strict() {
+    let unknown = stored("hyg_unknown", "{}"); // in a `counter` stream
+    let meta = ::cqrs_runtime::projection::EventMeta::new(&unknown, Cursor::START);
+    assert!(Strict::default().project(&unknown, &meta, &mut ()).is_err());
+    assert!(
+        StrictNames::default()
+            .project(&unknown, &meta, &mut ())
+            .is_err()
+    );
+    // Another source's event in a `counter` stream is not a counter event either.
+    let named = stored("hyg_named", "{\"name\":\"n\"}");
+    assert!(Strict::default().project(&named, &meta, &mut ()).is_err());
+    assert!(
+        StrictNames::default()
+            .project(&named, &meta, &mut ())
+            .is_err()
+    );
+    let mut elsewhere = named.clone();
+    elsewhere.stream_type = "names".into();
+    let mut strict = Strict::default();
+    assert_eq!(
+        strict.project(&elsewhere, &meta, &mut ()).unwrap(),
+        Outcome::Applied
+    );
+    let mut names = StrictNames::default();
+    assert_eq!(
+        names.project(&elsewhere, &meta, &mut ()).unwrap(),
+        Outcome::Applied
+    );
+    assert_eq!((strict.seen, names.seen), (1, 1));
+    elsewhere.event_type = "hyg_unknown".into();
+    assert_eq!(
+        strict.project(&elsewhere, &meta, &mut ()).unwrap(),
+        Outcome::Foreign
+    );
 }

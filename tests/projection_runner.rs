@@ -10,9 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use cqrs_runtime::memory::InMemoryCheckpoints;
 use cqrs_runtime::prelude::*;
-use cqrs_runtime::projection::{AtLeastOnce, EventMeta, ProjectionError, RunState, WaitError};
-use cqrs_runtime::store::{CheckpointStore, Cursor, InMemoryCheckpoints, NewEvent, StoreError};
+use cqrs_runtime::projection::{CheckpointedReadModel, EventMeta, RunError, RunState, WaitError};
+use cqrs_runtime::store::{
+    Checkpoint, CheckpointCommit, CheckpointStore, Cursor, DeadLetter, NewEvent, StoreError,
+};
 use domain::*;
 
 /// One line per account, plus a count of handler calls (a duplicate delivery would show).
@@ -25,7 +28,7 @@ pub struct Book {
 #[projection(name = "book", events = AccountEvent)]
 impl Book {
     #[on]
-    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta) {
+    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta<'_>) {
         self.calls += 1;
         self.accounts.insert(
             meta.stream_id.to_owned(),
@@ -33,7 +36,7 @@ impl Book {
         );
     }
     #[on]
-    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) {
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta<'_>) {
         // The simulated crash strikes before the handler's effect (a process dying there).
         crash_point(meta.position);
         self.calls += 1;
@@ -42,14 +45,14 @@ impl Book {
         }
     }
     #[on]
-    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta) {
+    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta<'_>) {
         self.calls += 1;
         if let Some(a) = self.accounts.get_mut(meta.stream_id) {
             a.1 = e.balance_after;
         }
     }
     #[on]
-    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta) {
+    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta<'_>) {
         self.calls += 1;
         if let Some(a) = self.accounts.get_mut(meta.stream_id) {
             a.2 = true;
@@ -107,7 +110,7 @@ async fn clean_rebuild(store: &InMemoryEventStore) -> Book {
 }
 
 /// A private lease table per call, so that tests running in parallel do not share leases.
-type InMemoryCheckpointsLeases = cqrs_runtime::store::InMemoryLeases;
+type InMemoryCheckpointsLeases = cqrs_runtime::memory::InMemoryLeases;
 
 #[tokio::test]
 async fn exactly_once_under_a_crash_mid_batch() {
@@ -124,7 +127,7 @@ async fn exactly_once_under_a_crash_mid_batch() {
         "the handler panicked inside the second batch"
     );
     let checkpoint = model
-        .checkpoint()
+        .stored_checkpoint()
         .expect("the first batch and half the second committed");
     assert_eq!(checkpoint.cursor.position, 149);
     assert_eq!(model.read(|b| b.calls), 149);
@@ -138,26 +141,36 @@ async fn exactly_once_under_a_crash_mid_batch() {
     assert_eq!(rebuilt.calls, 220);
 }
 
-/// Checkpoints whose next `fail` saves fail: the crash between the model and the checkpoint.
+/// Checkpoints whose next `fail` commits fail (the crash between the model and the
+/// checkpoint), and whose next claim can report an older cursor (a checkpoint write that was
+/// lost): both make the runner deliver events again.
 #[derive(Clone, Default)]
 struct FlakyCheckpoints {
     inner: InMemoryCheckpoints,
     fail: std::sync::Arc<AtomicU64>,
+    rewind: std::sync::Arc<std::sync::Mutex<Option<Cursor>>>,
 }
 
 impl CheckpointStore for FlakyCheckpoints {
-    async fn load_checkpoint(&self, projection: &str) -> Result<Option<Cursor>, StoreError> {
-        self.inner.load_checkpoint(projection).await
+    async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        self.inner.checkpoint(name).await
     }
-    async fn save_checkpoint(&self, projection: &str, cursor: Cursor) -> Result<(), StoreError> {
+    async fn claim(&self, name: &str) -> Result<Checkpoint, StoreError> {
+        let mut claim = self.inner.claim(name).await?;
+        if let Some(cursor) = self.rewind.lock().expect("lock").take() {
+            claim.cursor = cursor;
+        }
+        Ok(claim)
+    }
+    async fn commit(&self, name: &str, commit: CheckpointCommit) -> Result<Checkpoint, StoreError> {
         if self.fail.load(Ordering::SeqCst) > 0 {
             self.fail.fetch_sub(1, Ordering::SeqCst);
             return Err(StoreError::backend("simulated crash before the checkpoint"));
         }
-        self.inner.save_checkpoint(projection, cursor).await
+        self.inner.commit(name, commit).await
     }
-    async fn reset_checkpoint(&self, projection: &str) -> Result<(), StoreError> {
-        self.inner.reset_checkpoint(projection).await
+    async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letters(name).await
     }
 }
 
@@ -165,7 +178,7 @@ impl CheckpointStore for FlakyCheckpoints {
 async fn at_least_once_redelivery_is_dropped_by_the_idempotency_guard() {
     let (store, _) = history(10, 9).await; // 100 events
     let checkpoints = FlakyCheckpoints::default();
-    let model = AtLeastOnce::<Book, _>::new(checkpoints.clone());
+    let model = CheckpointedReadModel::<Book, _>::new(checkpoints.clone());
     let leases = InMemoryCheckpointsLeases::new();
     let runner = ProjectionRunner::new(store.clone(), model.clone())
         .with_leases(leases)
@@ -173,18 +186,11 @@ async fn at_least_once_redelivery_is_dropped_by_the_idempotency_guard() {
     runner.catch_up().await.unwrap();
     assert_eq!(model.read(|b| b.calls), 100);
 
-    // Forget the checkpoint: every event is delivered again.
-    checkpoints
-        .inner
-        .save_checkpoint(
-            "book",
-            Cursor {
-                tx: 0,
-                position: 10,
-            },
-        )
-        .await
-        .unwrap();
+    // A lost checkpoint write: the events after position 10 are delivered again.
+    *checkpoints.rewind.lock().unwrap() = Some(Cursor {
+        tx: 0,
+        position: 10,
+    });
     assert_eq!(runner.catch_up().await.unwrap(), 90);
     assert_eq!(
         model.read(|b| b.calls),
@@ -204,15 +210,15 @@ async fn at_least_once_redelivery_is_dropped_by_the_idempotency_guard() {
     }
     checkpoints.fail.store(1, Ordering::SeqCst);
     let err = runner.catch_up().await.unwrap_err();
-    assert!(matches!(err, ProjectionError::Store { .. }), "{err}");
+    assert!(matches!(err, RunError::Store { .. }), "{err}");
     assert_eq!(model.applied().map(|c| c.position), Some(103));
     assert_eq!(
         checkpoints
             .inner
-            .load_checkpoint("book")
+            .checkpoint("book")
             .await
             .unwrap()
-            .map(|c| c.position),
+            .map(|c| c.cursor.position),
         Some(100)
     );
     runner.catch_up().await.unwrap();
@@ -286,7 +292,7 @@ async fn store_with_a_corrupt_event() -> InMemoryEventStore {
     let corrupt = NewEvent::new(
         "money_deposited",
         1,
-        b"{\"amount\":".to_vec(),
+        b"{\"amount\":\"ten\"}".to_vec(),
         Metadata::new(),
     );
     store
@@ -313,15 +319,17 @@ async fn stop_policy_halts_before_the_bad_event_and_names_it() {
     let err = runner.catch_up().await.unwrap_err();
     let text = err.to_string();
     assert!(
-        text.starts_with("projection `book` stopped at event `money_deposited` v1 (position 7, account acc-0 version 4"),
+        text.starts_with(
+            "`book` stopped at event `money_deposited` v1 (position 7, account acc-0 version 4"
+        ),
         "{text}"
     );
-    assert!(matches!(err, ProjectionError::Event { position: 7, .. }));
-    assert_eq!(model.checkpoint().unwrap().cursor.position, 6);
+    assert!(matches!(err, RunError::Event { position: 7, .. }));
+    assert_eq!(model.stored_checkpoint().unwrap().cursor.position, 6);
     assert!(matches!(runner.handle().state(), RunState::Failed(_)));
     // It stops there again: nothing is skipped silently.
     assert!(runner.catch_up().await.is_err());
-    assert_eq!(model.checkpoint().unwrap().cursor.position, 6);
+    assert_eq!(model.stored_checkpoint().unwrap().cursor.position, 6);
 }
 
 #[tokio::test]
@@ -332,7 +340,8 @@ async fn skip_and_record_goes_on_but_a_rebuild_never_skips() {
         .with_leases(InMemoryCheckpointsLeases::new())
         .error_policy(ErrorPolicy::SkipAndRecord);
     assert_eq!(runner.catch_up().await.unwrap(), 8);
-    let skipped = runner.handle().skipped();
+    assert_eq!(runner.handle().dead_letters(), 1);
+    let skipped = runner.dead_letters().await.unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!(
         (skipped[0].cursor.position, skipped[0].event_type.as_str()),
@@ -341,10 +350,7 @@ async fn skip_and_record_goes_on_but_a_rebuild_never_skips() {
     assert!(model.read(|b| b.accounts.contains_key("acc-late")));
 
     let err = runner.rebuild().await.unwrap_err();
-    assert!(
-        matches!(err, ProjectionError::Event { position: 7, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, RunError::Event { position: 7, .. }), "{err}");
 }
 
 #[tokio::test]
@@ -412,7 +418,7 @@ async fn one_active_runner_per_projection() {
         .with_leases(leases.clone());
     let err = second.catch_up().await.unwrap_err();
     assert!(
-        matches!(err, ProjectionError::AlreadyRunning { projection: "book" }),
+        matches!(&err, RunError::AlreadyRunning { name } if name == "book"),
         "{err}"
     );
     first.stop().await.unwrap();
@@ -439,20 +445,20 @@ async fn a_checkpoint_of_another_version_requires_a_rebuild() {
     let checkpoints = InMemoryCheckpoints::new();
     ProjectionRunner::new(
         store.clone(),
-        AtLeastOnce::<Book, _>::new(checkpoints.clone()),
+        CheckpointedReadModel::<Book, _>::new(checkpoints.clone()),
     )
     .with_leases(InMemoryCheckpointsLeases::new())
     .catch_up()
     .await
     .unwrap();
-    let v2 = AtLeastOnce::<BookV2, _>::new(checkpoints.clone());
+    let v2 = CheckpointedReadModel::<BookV2, _>::new(checkpoints.clone());
     let runner = ProjectionRunner::new(store.clone(), v2.clone())
         .with_leases(InMemoryCheckpointsLeases::new());
     let err = runner.catch_up().await.unwrap_err();
     assert!(
         matches!(
             err,
-            ProjectionError::RebuildRequired {
+            RunError::RebuildRequired {
                 stored_version: 0,
                 version: 2,
                 ..
@@ -460,7 +466,7 @@ async fn a_checkpoint_of_another_version_requires_a_rebuild() {
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("call `ProjectionRunner::rebuild`"));
+    assert!(err.to_string().contains("call `rebuild()`"));
     let runner = runner.rebuild_on_change();
     runner.catch_up().await.unwrap();
     assert_eq!(v2.read(|m| m.opened), 3);
@@ -481,7 +487,19 @@ async fn events_of_other_aggregates_are_passed_over() {
     let model = InMemoryReadModel::<Book>::new();
     let runner = ProjectionRunner::new(store.clone(), model.clone())
         .with_leases(InMemoryCheckpointsLeases::new());
-    assert_eq!(runner.catch_up().await.unwrap(), 3);
+    // The parcel's event is outside the projection's filter: never fetched, not counted,
+    // and the checkpoint still moves past it.
+    assert_eq!(runner.catch_up().await.unwrap(), 2);
     assert_eq!(runner.handle().lag().behind, 0);
     assert_eq!(model.read(|b| b.calls), 2);
+    let unfiltered = InMemoryReadModel::<Book>::new();
+    let runner = ProjectionRunner::new(store.clone(), unfiltered.clone())
+        .with_leases(InMemoryCheckpointsLeases::new())
+        .unfiltered();
+    assert_eq!(
+        runner.catch_up().await.unwrap(),
+        3,
+        "fetched and passed over"
+    );
+    assert_eq!(unfiltered.read(|b| b.calls), 2);
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::projection::EventMeta;
-use cqrs_runtime::store::{NewEvent, StoredEvent};
+use cqrs_runtime::store::{Cursor, NewEvent, StoredEvent};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
@@ -174,6 +174,7 @@ pub fn w2_hand(
                 correlation_id: command_id,
                 causation_id: Some(command_id),
                 user: Default::default(),
+                trace: None,
             };
             let new = NewEvent::new(name, event_version, payload, metadata);
             store
@@ -242,17 +243,17 @@ pub const BATCH: usize = 1_000;
 #[projection(name = "w3_portfolio", events = AccountEvent)]
 impl Portfolio {
     #[on]
-    fn on_opened(&mut self, e: &Opened, meta: &EventMeta) {
+    fn on_opened(&mut self, e: &Opened, meta: &EventMeta<'_>) {
         self.opened(meta.stream_id, &e.owner);
     }
 
     #[on]
-    fn on_deposited(&mut self, e: &Deposited, meta: &EventMeta) {
+    fn on_deposited(&mut self, e: &Deposited, meta: &EventMeta<'_>) {
         self.deposited(meta.stream_id, e.amount);
     }
 
     #[on]
-    fn on_withdrawn(&mut self, e: &Withdrawn, meta: &EventMeta) {
+    fn on_withdrawn(&mut self, e: &Withdrawn, meta: &EventMeta<'_>) {
         self.withdrawn(meta.stream_id, e.amount);
     }
 }
@@ -271,12 +272,12 @@ pub fn w3_generated(rt: &Runtime, store: &InMemoryEventStore) -> Portfolio {
 pub fn w3_hand(rt: &Runtime, store: &InMemoryEventStore) -> Portfolio {
     let mut model = Portfolio::default();
     rt.block_on(async {
-        let mut after = 0;
+        let mut after = Cursor::START;
         loop {
-            let batch = store.read_all(after, BATCH).await.expect("reads");
-            let Some(last) = batch.last() else { break };
-            after = last.global_position;
-            for stored in &batch {
+            let batch = store.read_after(after, BATCH).await.expect("reads");
+            let Some((last, _)) = batch.last() else { break };
+            after = *last;
+            for (_, stored) in &batch {
                 match hand::decode(&stored.event_type, stored.event_version, &stored.payload)
                     .expect("decodes")
                 {

@@ -26,6 +26,64 @@ pub(crate) fn with_fallback(error: darling::Error, fallback: TokenStream) -> Tok
     out
 }
 
+/// A bare word such as `non_exhaustive` or `create`: darling's `Flag`, without its panic.
+///
+/// `darling::util::Flag` (0.24.1) panics on `word()` (an empty list: it unwraps the error of
+/// `()`'s parse, which accepts an empty list); no input may panic a macro, so the macros use
+/// this one, which refuses every form but the bare word with a spanned error.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Flag(Option<proc_macro2::Span>);
+
+impl Flag {
+    /// Whether the word was written.
+    pub(crate) fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Where the word was written (the call site if it was not).
+    pub(crate) fn span(&self) -> proc_macro2::Span {
+        self.0.unwrap_or_else(proc_macro2::Span::call_site)
+    }
+}
+
+impl darling::FromMeta for Flag {
+    fn from_none() -> Option<Self> {
+        Some(Self(None))
+    }
+
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        use syn::spanned::Spanned;
+        match meta {
+            syn::Meta::Path(path) => Ok(Self(Some(path.span()))),
+            other => {
+                let word = quote::ToTokens::to_token_stream(other.path()).to_string();
+                Err(error_at(
+                    other,
+                    format!("`{word}` is a bare word: write `{word}`, without `(...)` or `= ...`"),
+                ))
+            }
+        }
+    }
+}
+
+/// Whether `name` may be stored as a wire name or stream type: non-empty, without whitespace
+/// or control characters (it is written to every stored event and compared byte for byte).
+pub(crate) fn is_stored_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// `name` made valid for [`is_stored_name`], for a suggestion: runs of whitespace become `_`.
+pub(crate) fn suggested_name(name: &str) -> String {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let joined = words.join("_");
+    let cleaned: String = joined.chars().filter(|c| !c.is_control()).collect();
+    if cleaned.is_empty() {
+        "account".to_owned()
+    } else {
+        cleaned
+    }
+}
+
 /// The items whose type (as written) repeats an earlier item's, each with that earlier item
 /// and the type as text: what the "one handler per event / one variant per type" checks report.
 /// Each type is printed once and looked up in a map, so the check is linear in the items.
@@ -33,18 +91,38 @@ pub(crate) fn repeated_types<T>(
     items: &[T],
     ty: impl Fn(&T) -> &syn::Type,
 ) -> Vec<(&T, &T, String)> {
+    repeated_types_under_cfg(items, ty, |_| &[])
+}
+
+/// [`repeated_types`] among items compiled under the same `#[cfg(...)]` attributes: two
+/// handlers for one type under `cfg(a)` and `cfg(not(a))` are alternatives, not a repeat.
+pub(crate) fn repeated_types_under_cfg<'a, T>(
+    items: &'a [T],
+    ty: impl Fn(&T) -> &syn::Type,
+    cfgs: impl Fn(&T) -> &[&'a syn::Attribute],
+) -> Vec<(&'a T, &'a T, String)> {
     let mut first = std::collections::HashMap::with_capacity(items.len());
     let mut repeated = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let key = type_to_string(ty(item));
-        match first.get(&key) {
-            Some(&earlier) => repeated.push((item, &items[earlier], key)),
+        let text = type_to_string(ty(item));
+        let cfg: Vec<String> = cfgs(item)
+            .iter()
+            .map(|a| quote::ToTokens::to_token_stream(a).to_string())
+            .collect();
+        match first.get(&(text.clone(), cfg.clone())) {
+            Some(&earlier) => repeated.push((item, &items[earlier], text)),
             None => {
-                first.insert(key, i);
+                first.insert((text, cfg), i);
             }
         }
     }
     repeated
+}
+
+/// The `#[cfg(...)]` attributes of an item: generated code for a handler carries them, so that
+/// a handler compiled out leaves nothing behind.
+pub(crate) fn cfg_attrs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
 }
 
 /// Renders a type the way a user writes it (`Vec<u8>`, not `Vec < u8 >`), for messages and schemas.

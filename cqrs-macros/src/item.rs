@@ -42,7 +42,7 @@ fn lite_impl(tokens: &TokenStream) -> Option<syn::ItemImpl> {
     Some(block)
 }
 
-fn impl_items(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<syn::ImplItem>)> {
+fn impl_items(input: ParseStream<'_>) -> syn::Result<(Vec<syn::Attribute>, Vec<syn::ImplItem>)> {
     let inner_attrs = input.call(syn::Attribute::parse_inner)?;
     let mut items = Vec::new();
     while !input.is_empty() {
@@ -59,7 +59,7 @@ fn impl_items(input: ParseStream) -> syn::Result<(Vec<syn::Attribute>, Vec<syn::
 }
 
 /// A method whose body stays unparsed: `attrs vis default? signature { ... }`.
-fn method_without_body(input: ParseStream) -> syn::Result<syn::ImplItemFn> {
+fn method_without_body(input: ParseStream<'_>) -> syn::Result<syn::ImplItemFn> {
     let attrs = input.call(syn::Attribute::parse_outer)?;
     let vis: syn::Visibility = input.parse()?;
     let defaultness: Option<syn::Token![default]> = input.parse()?;

@@ -28,11 +28,12 @@ pub(crate) fn private(_custom: Option<&syn::Path>) -> proc_macro2::Ident {
 /// through here.
 pub(crate) fn wrap_in_const(custom: Option<&syn::Path>, items: TokenStream) -> TokenStream {
     // Every caller's items name the runtime through the alias, so the `use` is never unused.
-    // A user's `crate = ::path` may be more qualified than the lint wants where it expands.
-    let allow = custom.map(|_| quote!(#[allow(unused_qualifications)]));
+    // `unused_qualifications` is allowed: alias paths carry the user's spans (so errors land on
+    // the user's tokens), where a runtime trait the user imported (`Event`, `Shape`) is in scope
+    // too; and a user's `crate = ::path` may be more qualified than the lint wants.
     let krate = runtime(custom);
     quote! {
-        #allow
+        #[allow(unused_qualifications)]
         const _: () = {
             use #krate::__private as __cqrs;
             #items
@@ -47,4 +48,32 @@ pub(crate) fn private_at(
     span: proc_macro2::Span,
 ) -> proc_macro2::Ident {
     proc_macro2::Ident::new("__cqrs", span)
+}
+
+/// `tokens` with every span (inside groups too) set to `span`: so that a check naming a type
+/// the user wrote elsewhere is still reported at the token it is about (rustc blames a
+/// qualified path's self type).
+pub(crate) fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                return proc_macro2::TokenTree::Group(inner);
+            }
+            token.set_span(span);
+            token
+        })
+        .collect()
+}
+
+/// The type named by `path` (an `ignore(..)` entry, a source), as a `syn::Type`.
+pub(crate) fn path_type(path: syn::Path) -> syn::Type {
+    syn::Type::Path(syn::TypePath {
+        attrs: Vec::new(),
+        qself: None,
+        path,
+    })
 }

@@ -66,6 +66,41 @@ pub(crate) fn fields(fields: &syn::Fields) -> darling::Result<Vec<FieldShape<'_>
     errs.finish_with(out)
 }
 
+/// Invariant: a type's fingerprint does not depend on itself. A field whose type names the
+/// type being derived (or `Self`), such as `next: Option<Box<Node>>`, would make the fingerprint
+/// a constant defined by itself; such a field is refused at its type, unless it is opaque.
+/// (Recursion through another type is beyond what a derive can see; rustc reports that cycle.)
+pub(crate) fn check_not_recursive(
+    ident: &syn::Ident,
+    fields: &[FieldShape<'_>],
+) -> darling::Result<()> {
+    let mut errs = errors();
+    for field in fields.iter().filter(|f| f.opaque.is_none()) {
+        if mentions(field.ty, ident) {
+            errs.push(error_at(
+                field.ty,
+                format!(
+                    "`{ident}` contains itself through `{}`: a shape fingerprint cannot describe a recursive type; mark the field `#[shape(opaque = \"...\")]` with a tag naming its format (and change the tag when that format changes)",
+                    field.name
+                ),
+            ));
+        }
+    }
+    errs.finish()
+}
+
+/// Whether `ty` names `ident` (or `Self`) anywhere, generic arguments included.
+fn mentions(ty: &syn::Type, ident: &syn::Ident) -> bool {
+    fn walk(tokens: TokenStream, ident: &syn::Ident) -> bool {
+        tokens.into_iter().any(|tree| match tree {
+            proc_macro2::TokenTree::Ident(i) => i == *ident || i == "Self",
+            proc_macro2::TokenTree::Group(g) => walk(g.stream(), ident),
+            _ => false,
+        })
+    }
+    walk(ty.to_token_stream(), ident)
+}
+
 /// The static part of a fingerprint: names and attributes, in order.
 pub(crate) fn describe(kind: &str, container_serde: &str, fields: &[FieldShape<'_>]) -> String {
     let mut desc = format!("{kind}[{container_serde}]");
@@ -104,18 +139,6 @@ pub(crate) fn fingerprint(
     let private = paths::private(krate);
     // The static description is hashed here, once, rather than by the compiler's `const`
     // evaluator in every build; `combine_seeded` folds in the parts exactly as `combine` would.
-    let seed = fnv1a(FNV_OFFSET, desc.as_bytes());
+    let seed = cqrs_lock::fnv1a(cqrs_lock::FNV_OFFSET, desc.as_bytes());
     quote!(#private::combine_seeded(#seed, &[#(#parts),*]))
 }
-
-/// FNV-1a, the same function as `cqrs_runtime::schema::fnv1a`.
-fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    hash
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;

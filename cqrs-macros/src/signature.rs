@@ -60,7 +60,7 @@ pub(crate) fn check_inherent_impl<'a>(
 }
 
 /// The token that names the kind of a misplaced item, for the error's span.
-fn item_keyword(item: &syn::Item) -> proc_macro2::TokenStream {
+pub(crate) fn item_keyword(item: &syn::Item) -> proc_macro2::TokenStream {
     use quote::ToTokens;
     match item {
         syn::Item::Struct(s) => s.struct_token.to_token_stream(),

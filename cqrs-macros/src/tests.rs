@@ -118,7 +118,7 @@ fn command_without_id_and_aggregate_reports_both() {
 #[test]
 fn event_without_name_and_with_zero_version_reports_both() {
     let errors = derive_errors(
-        crate::event::expand,
+        |i| crate::event::expand(i, None),
         quote!(
             #[event(version = 0)]
             struct Opened<T> {
@@ -179,7 +179,7 @@ fn event_history_rules_are_checked_before_expansion() {
         ),
     ];
     for (input, expected) in cases {
-        let errors = derive_errors(crate::event::expand, input.clone());
+        let errors = derive_errors(|i| crate::event::expand(i, None), input.clone());
         assert_eq!(errors.len(), 1, "{input}: {errors:#?}");
         assert!(errors[0].contains(expected), "{input}: {errors:#?}");
     }
@@ -289,4 +289,247 @@ fn unparsable_projection_arguments_do_not_panic() {
     }
     let fallback = crate::projection::expand(quote!(=), quote!(impl Book {}));
     assert!(fallback.to_string().contains("compile_error"));
+}
+
+#[test]
+fn a_locked_event_tracks_the_lock_file_and_the_bless_variable() {
+    let dir = std::env::temp_dir().join(format!("cqrs-lock-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("test.lock"),
+        "opened 1 0x0000000000000001 Opened { at: u64 }\n",
+    )
+    .expect("lock file");
+    let input: syn::DeriveInput = syn::parse_quote! {
+        #[event(name = "opened", version = 1, lock = "test.lock")]
+        struct Opened { at: u32 }
+    };
+    let source = dir.join("domain.rs");
+    let out = crate::event::expand(&input, Some(&source)).to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    // rustc records `option_env!` and `include_bytes!` in the crate's dep-info, so cargo
+    // rebuilds when `CQRS_BLESS` or the lock changes.
+    assert!(out.contains("option_env ! (\"CQRS_BLESS\")"), "{out}");
+    assert!(out.contains("include_bytes !"), "{out}");
+    assert!(out.contains("test.lock"), "{out}");
+    if std::env::var_os("CQRS_BLESS").is_none() {
+        assert!(out.contains("check_locked"), "{out}");
+        assert!(
+            out.contains("field `at` changed type from `u64` to `u32`"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn an_unlocked_event_still_tracks_the_bless_variable() {
+    let input: syn::DeriveInput = syn::parse_quote! {
+        #[event(name = "opened", version = 1, lock = "no-such.lock")]
+        struct Opened { at: u32 }
+    };
+    let out = crate::event::expand(&input, None).to_string();
+    assert!(out.contains("option_env ! (\"CQRS_BLESS\")"), "{out}");
+    assert!(!out.contains("check_locked"), "{out}");
+}
+
+#[test]
+fn events_naming_an_applied_event_is_one_error() {
+    let errors = aggregate_errors(
+        quote!(
+            name = "thing",
+            id = String,
+            events = Opened,
+            error = Rejected
+        ),
+        quote! {
+            impl Thing {
+                #[apply]
+                fn opened(&mut self, e: &Opened) {}
+            }
+        },
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("is an event (`opened` applies it)"));
+}
+
+#[test]
+fn projection_handlers_under_other_cfgs_are_alternatives() {
+    let errors = projection_errors(
+        quote!(name = "p", events = ThingEvent),
+        quote! {
+            impl P {
+                #[cfg(feature = "a")]
+                #[on]
+                fn opened(&mut self, e: &Opened) {}
+                #[cfg(not(feature = "a"))]
+                #[on]
+                fn opened(&mut self, e: &Opened) {}
+                #[cfg(feature = "a")]
+                #[query]
+                fn count(&self, q: Count) -> u32 { 0 }
+                #[cfg(not(feature = "a"))]
+                #[query]
+                fn count(&self, q: Count) -> u32 { 1 }
+                #[on]
+                fn renamed(&mut self, e: &Renamed) {}
+                #[on]
+                fn renamed_again(&mut self, e: &Renamed) {}
+            }
+        },
+    );
+    // Only the two handlers of `Renamed` under the same (no) cfg are a duplicate.
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("already has an `#[on]` handler, `renamed`"));
+}
+
+#[test]
+fn a_generic_aggregate_of_a_command_is_our_error() {
+    let errors = derive_errors(
+        crate::command::expand,
+        quote! {
+            #[command(aggregate = Bag<u32, Vec<u8>>, name = "open")]
+            struct Open { #[id] id: String }
+        },
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("without generic arguments"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_flag_written_as_a_list_does_not_panic() {
+    for args in [
+        quote!(name = "p", events = Thing, non_exhaustive()),
+        quote!(name = "p", events = Thing, non_exhaustive {}),
+    ] {
+        let out = crate::projection::expand(args, quote!(impl P {})).to_string();
+        assert!(out.contains("compile_error"), "{out}");
+    }
+    let errors = aggregate_errors(
+        args(),
+        quote! {
+            impl Thing {
+                #[command(create())]
+                fn open(&self, cmd: Open) -> Result<Opened, Rejected> { todo!() }
+                #[command(any = true)]
+                fn close(&self, cmd: Close) -> Result<Closed, Rejected> { todo!() }
+            }
+        },
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors[0].contains("`create` is a bare word"), "{errors:?}");
+}
+
+fn reaction_errors(
+    kind: crate::reaction::Kind,
+    args: TokenStream,
+    item: TokenStream,
+) -> Vec<String> {
+    let item: syn::Item = syn::parse2(item).expect("test input parses");
+    crate::reaction::validation_errors(kind, args, &item)
+}
+
+#[test]
+fn a_valid_process_manager_has_no_errors() {
+    let errors = reaction_errors(
+        crate::reaction::Kind::ProcessManager,
+        quote!(
+            name = "fulfilment",
+            events = [OrderEvent, PaymentEvent],
+            ignore(Refunded)
+        ),
+        quote! {
+            impl<S: EventStore> Fulfilment {
+                #[on(start, key = order)]
+                async fn placed(&mut self, e: &Placed, ctx: &mut ProcessContext<'_, Shop<S>>) -> Result<(), ReactionError> { Ok(()) }
+                #[on(key = order_id())]
+                async fn paid(&mut self, e: &Paid, stored: &StoredEvent, ctx: &mut ProcessContext<'_, Shop<S>>) -> Result<(), ReactionError> { Ok(()) }
+                #[on(end, key = keys::of)]
+                async fn failed(&mut self, e: &Failed, ctx: &mut ProcessContext<'_, Shop<S>>) -> Result<(), ReactionError> { Ok(()) }
+                #[deadline]
+                async fn due(&mut self, d: PaymentDue, ctx: &mut ProcessContext<'_, Shop<S>>) -> Result<(), ReactionError> { Ok(()) }
+                async fn helper(&mut self) {}
+            }
+        },
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn every_process_manager_mistake_is_reported_at_once() {
+    let errors = reaction_errors(
+        crate::reaction::Kind::ProcessManager,
+        quote!(name = "fulfilment", events = OrderEvent, ignore(Placed)),
+        quote! {
+            impl Fulfilment {
+                #[on(key = order)]
+                async fn placed(&mut self, e: &Placed, ctx: &mut ProcessContext<'_, Shop>) -> Result<(), ReactionError> { Ok(()) }
+                #[on(end)]
+                async fn paid(&mut self, e: &Paid, ctx: &mut ProcessContext<'_, Shop>) -> Result<(), ReactionError> { Ok(()) }
+                #[on(continue, key = order)]
+                fn failed(&self, e: Failed, ctx: &mut ProcessContext<'_, Shop>) {}
+            }
+        },
+    );
+    let joined = errors.join("\n");
+    for expected in [
+        "is handled by `placed` and ignored here",
+        "`paid` has no correlation key",
+        "handler is `async`",
+        "takes `&mut self`",
+        "by shared reference",
+        "returns `Result<(), ReactionError>`",
+    ] {
+        assert!(
+            joined.contains(expected),
+            "missing {expected:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_generic_reaction_impl_moves_its_parameters_onto_the_methods() {
+    let out = crate::reaction::expand(
+        crate::reaction::Kind::Reactor,
+        quote!(name = "payments", events = PaymentEvent),
+        quote! {
+            impl<S: EventStore> Payments {
+                #[on]
+                async fn captured(&self, e: &Captured, ctx: &mut ReactionContext<'_, Shop<S>>) -> Result<(), ReactionError> { Ok(()) }
+            }
+        },
+    )
+    .to_string();
+    assert!(out.starts_with("impl Payments"), "{out}");
+    assert!(
+        out.contains("async fn captured < S : EventStore >"),
+        "{out}"
+    );
+    assert!(
+        out.contains("impl < S : EventStore > __cqrs :: Reactor < Shop < S > > for Payments"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_malformed_on_argument_list_is_an_error_not_a_panic() {
+    for on in [
+        quote!(#[on(start, key = = order)]),
+        quote!(#[on(key "" order_id())]),
+    ] {
+        let out = crate::reaction::expand(
+            crate::reaction::Kind::ProcessManager,
+            quote!(name = "fulfilment", events = OrderEvent, bus = Shop),
+            quote! {
+                impl Fulfilment {
+                    #on
+                    async fn placed(&mut self, e: &Placed, ctx: &mut ProcessContext<'_, Shop>) -> Result<(), ReactionError> { Ok(()) }
+                }
+            },
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+    }
 }

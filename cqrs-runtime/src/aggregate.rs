@@ -2,17 +2,13 @@
 //!
 //! `#[aggregate(...)]` implements [`Aggregate`] for a state type from its `#[command]` and
 //! `#[apply]` methods; `#[derive(Command)]` implements [`Command`]. The helper traits here
-//! ([`Apply`], [`Handles`], [`IntoEvents`], [`HandlerOutput`]) are how the compiler checks the
+//! ([`Apply`], [`Handles`], [`Emits`], [`HandlerOutput`]) are how the compiler checks the
 //! DSL's invariants, so each carries a diagnostic written in the DSL's words.
-
-mod decided;
-
-pub use decided::{Decided, decided};
 
 use std::fmt;
 use std::future::Future;
 
-use crate::event::{EventEnum, EventOf};
+use crate::event::{EventEnum, EventOf, WellFormed};
 
 /// Whether a command may create its aggregate, must find it existing, or either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -93,7 +89,13 @@ pub trait Apply<E> {
     label = "`{C}` names `{Self}` as its aggregate",
     note = "add `#[command] fn ...(&self, cmd: {C}) -> Result<_, _>` to the `#[aggregate]` impl of `{Self}`, or fix `#[command(aggregate = ...)]` on `{C}`"
 )]
-pub trait Handles<C> {}
+pub trait Handles<C> {
+    /// What the generated check names (`<A as Handles<C>>::handles`), so that a missing
+    /// handler is reported with this trait's message and nothing else.
+    #[doc(hidden)]
+    #[inline]
+    fn handles() {}
+}
 
 /// `Self` is a command whose `#[command(aggregate = A)]` names `A`: implemented by
 /// `#[derive(Command)]`.
@@ -102,55 +104,79 @@ pub trait Handles<C> {}
     label = "this handler of `{A}` takes `{Self}`, whose `#[command(aggregate = ...)]` names another aggregate",
     note = "move this handler to the aggregate that `{Self}` names, or change `#[command(aggregate = ...)]` on `{Self}`"
 )]
-pub trait CommandOf<A> {}
+pub trait CommandOf<A: Aggregate> {
+    /// What the generated check names (`<C as CommandOf<A>>::command_of`).
+    #[doc(hidden)]
+    #[inline]
+    fn command_of() {}
 
-/// What a `#[command]` handler may return inside `Ok`: one event of the enum, the enum itself,
-/// `Vec<_>`, `Option<_>` or an array of either, or `()` for no event.
-#[diagnostic::on_unimplemented(
-    message = "a `#[command]` handler cannot emit `{Self}` into `{E}`",
-    label = "not an event of `{E}`",
-    note = "return `Result<T, Error>` where `T` is an event of `{E}`, `{E}` itself, `Vec<_>`, `Option<_>` or `[_; N]` of those, `Events<{E}>`, or `()` for no event"
-)]
-pub trait IntoEvents<E> {
-    /// Converts the handler's output into the events to append, in order.
-    fn into_events(self) -> Events<E>;
+    /// [`Command::command_name`], as the aggregate's command enum dispatches it.
+    #[doc(hidden)]
+    fn name_of(&self) -> &'static str;
+
+    /// [`Command::aggregate_id`], as the aggregate's command enum dispatches it.
+    #[doc(hidden)]
+    fn id_of(&self) -> &A::Id;
 }
 
-impl<E: EventEnum> IntoEvents<E> for () {
+/// `E: Emits<T>`: a `#[command]` handler of an aggregate whose events are `E` may return
+/// `Ok(T)`, where `T` is one event of `E`, `E` itself, `Vec<_>`, `Option<_>` or an array of
+/// either, [`Events<E>`], or `()` for no event.
+///
+/// Keyed on the event enum (not on `T`), so that `#[derive(EventEnum)]` can accept every `T`
+/// for an enum it refused to derive, and one mistake in the enum stays one error.
+#[diagnostic::on_unimplemented(
+    message = "a `#[command]` handler cannot emit `{T}` into `{Self}`",
+    label = "not an event of `{Self}`",
+    note = "return `Result<T, Error>` where `T` is an event of `{Self}`, `{Self}` itself, `Vec<_>`, `Option<_>` or `[_; N]` of those, `Events<{Self}>`, or `()` for no event"
+)]
+pub trait Emits<T>: Sized {
+    /// Converts the handler's output into the events to append, in order.
+    fn emit(output: T) -> Events<Self>;
+}
+
+impl<E: WellFormed> Emits<()> for E {
     #[inline]
-    fn into_events(self) -> Events<E> {
+    fn emit(_: ()) -> Events<E> {
         Events::None
     }
 }
 
-impl<E: EventEnum, T: EventOf<E>> IntoEvents<E> for Vec<T> {
+impl<E: WellFormed> Emits<E> for E {
     #[inline]
-    fn into_events(self) -> Events<E> {
-        Events::Many(self.into_iter().map(EventOf::into_enum).collect())
+    fn emit(event: E) -> Events<E> {
+        Events::One(event)
     }
 }
 
-impl<E: EventEnum, T: EventOf<E>> IntoEvents<E> for Option<T> {
+impl<E: WellFormed, T: EventOf<E>> Emits<Vec<T>> for E {
     #[inline]
-    fn into_events(self) -> Events<E> {
-        match self {
+    fn emit(events: Vec<T>) -> Events<E> {
+        Events::Many(events.into_iter().map(EventOf::into_enum).collect())
+    }
+}
+
+impl<E: WellFormed, T: EventOf<E>> Emits<Option<T>> for E {
+    #[inline]
+    fn emit(event: Option<T>) -> Events<E> {
+        match event {
             Some(event) => Events::One(event.into_enum()),
             None => Events::None,
         }
     }
 }
 
-impl<E: EventEnum, T: EventOf<E>, const N: usize> IntoEvents<E> for [T; N] {
+impl<E: WellFormed, T: EventOf<E>, const N: usize> Emits<[T; N]> for E {
     #[inline]
-    fn into_events(self) -> Events<E> {
-        Events::Many(self.into_iter().map(EventOf::into_enum).collect())
+    fn emit(events: [T; N]) -> Events<E> {
+        Events::Many(events.into_iter().map(EventOf::into_enum).collect())
     }
 }
 
-impl<E> IntoEvents<E> for Events<E> {
+impl<E: WellFormed> Emits<Events<E>> for E {
     #[inline]
-    fn into_events(self) -> Events<E> {
-        self
+    fn emit(events: Events<E>) -> Events<E> {
+        events
     }
 }
 
@@ -220,8 +246,8 @@ impl<'a, E> IntoIterator for &'a Events<E> {
     }
 }
 
-/// The whole return type of a `#[command]` handler: `Result<impl IntoEvents, E>`, where `E`
-/// converts into the aggregate's error type (as with `?`).
+/// The whole return type of a `#[command]` handler: `Result<T, E>` where the aggregate's event
+/// enum [`Emits<T>`](Emits) and `E` converts into the aggregate's error type (as with `?`).
 #[diagnostic::on_unimplemented(
     message = "a `#[command]` handler of `{A}` returns `{Self}`, which is not a decision",
     label = "expected `Result<_, _>`",
@@ -235,13 +261,13 @@ pub trait HandlerOutput<A: Aggregate> {
 impl<A, T, E> HandlerOutput<A> for Result<T, E>
 where
     A: Aggregate,
-    T: IntoEvents<A::Event>,
+    A::Event: Emits<T>,
     E: Into<A::Error>,
 {
     #[inline]
     fn into_decision(self) -> Result<Events<A::Event>, A::Error> {
         match self {
-            Ok(output) => Ok(output.into_events()),
+            Ok(output) => Ok(<A::Event as Emits<T>>::emit(output)),
             Err(error) => Err(error.into()),
         }
     }

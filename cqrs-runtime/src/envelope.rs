@@ -6,7 +6,10 @@
 //!   correlation id (or, when it has none, its command id), whose causation id is the command id,
 //!   and whose user map is the command's;
 //! - a follow-up command built with [`CommandMetadata::caused_by`] keeps the event's correlation
-//!   id and names the event as its cause.
+//!   id and names the event as its cause;
+//! - the trace context ([`TraceContext`], a W3C `traceparent`) goes the same way: a command
+//!   takes the current one ([`TraceContext::current`]), its events carry a child of it, and a
+//!   follow-up command continues the trace of the event that caused it.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +20,7 @@ use uuid::Uuid;
 use crate::event::Decoded;
 use crate::event::{DecodeError, EventEnum};
 use crate::store::StoredEvent;
+use crate::telemetry::TraceContext;
 
 /// The user-defined part of metadata: free-form keys and JSON values, sorted by key.
 pub type UserMetadata = BTreeMap<String, serde_json::Value>;
@@ -31,6 +35,13 @@ pub struct Metadata {
     /// Free-form user metadata (tenant, user id, ...), copied from the command.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: UserMetadata,
+    /// The trace the event belongs to (stored as `traceparent`), if the command had one.
+    #[serde(
+        default,
+        rename = "traceparent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trace: Option<TraceContext>,
 }
 
 impl Metadata {
@@ -41,6 +52,7 @@ impl Metadata {
             correlation_id: Uuid::now_v7(),
             causation_id: None,
             user: UserMetadata::new(),
+            trace: None,
         }
     }
 }
@@ -63,28 +75,45 @@ pub struct CommandMetadata {
     /// Free-form user metadata, copied onto every produced event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: UserMetadata,
+    /// The trace this command continues (its events carry a child of it).
+    #[serde(
+        default,
+        rename = "traceparent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trace: Option<TraceContext>,
 }
 
 impl CommandMetadata {
-    /// Metadata for a command that starts a new correlation: a fresh UUIDv7 command id.
+    /// Metadata for a command that starts a new correlation: a fresh UUIDv7 command id, and
+    /// the current trace context, if any ([`TraceContext::current`]).
     pub fn new() -> Self {
         Self {
             command_id: Uuid::now_v7(),
             correlation_id: None,
             causation_id: None,
             user: UserMetadata::new(),
+            trace: TraceContext::current(),
         }
     }
 
     /// Metadata for a follow-up command caused by `envelope`: it keeps the event's correlation
-    /// id, names the event id as its cause, and copies the user map. The command id is fresh.
+    /// id and trace, names the event id as its cause, and copies the user map. The command id
+    /// is fresh.
     pub fn caused_by<E>(envelope: &Envelope<E>) -> Self {
         Self {
             command_id: Uuid::now_v7(),
             correlation_id: Some(envelope.metadata.correlation_id),
             causation_id: Some(envelope.event_id),
             user: envelope.metadata.user.clone(),
+            trace: envelope.metadata.trace.or_else(TraceContext::current),
         }
+    }
+
+    /// Continues the trace `trace` (for example from an incoming request's `traceparent`).
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
     }
 
     /// Sets one user metadata entry, replacing any previous value of `key`.
@@ -120,6 +149,7 @@ impl CommandMetadata {
             correlation_id: self.effective_correlation_id(),
             causation_id: Some(self.command_id),
             user: self.user.clone(),
+            trace: self.trace.as_ref().map(TraceContext::child),
         }
     }
 }

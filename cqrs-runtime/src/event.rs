@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::schema::NameSet;
+use crate::schema::names::NameSet;
 
 /// One event struct: a stable wire name and a version, decoupled from the Rust type name.
 ///
@@ -28,6 +28,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     const SCHEMA: EventSchema;
     /// Every wire name this event's history answers to: its own, plus the names it was
     /// renamed from (with `renamed_from`). Those names stay reserved in its event enum.
+    #[doc(hidden)]
     const NAMES: NameSet = NameSet::EMPTY.with(Self::NAME);
 
     /// Decodes a stored `(name, version, payload)` of this event's history into this struct:
@@ -47,26 +48,75 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
         }
     }
 
+    /// The `decode_stored` of a version whose predecessor is `P` (`upcast_from = P` or
+    /// `renamed_from = P`): this version's own (name, version) decodes straight into `Self`, and
+    /// a newer version of its name is [`DecodeError::UnknownVersion`]; anything else decodes as
+    /// `P` (down `P`'s own chain) and takes the step from `P` to `Self` (a failing `TryFrom` is
+    /// [`DecodeError::UpcastFailed`]).
+    ///
+    /// What the derive's `decode_stored` calls. The step is a bound here, so that a missing
+    /// step is reported with [`UpcastFrom`]'s message, at `upcast_from = P`.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_after<P: Event>(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError>
+    where
+        Self: UpcastFrom<P>,
+    {
+        if name == Self::NAME {
+            if version == Self::VERSION {
+                return decode_payload(name, version, payload);
+            }
+            if version > Self::VERSION {
+                return Err(DecodeError::UnknownVersion {
+                    name: name.to_owned(),
+                    version,
+                    known: Self::VERSION,
+                });
+            }
+        }
+        let previous = P::decode_stored(name, version, payload)?;
+        Self::try_from(previous).map_err(|source| DecodeError::UpcastFailed {
+            name: name.to_owned(),
+            version,
+            source: Box::new(source),
+        })
+    }
+
     /// The schema of every version in this event's history, oldest first.
     fn history() -> Vec<EventSchema> {
         vec![Self::SCHEMA]
     }
 
+    /// The scopes this event's fields claim (`#[claim(Scope)]`).
+    const CLAIMS: &'static [&'static str] = &[];
+    /// The scopes this event's fields release (`#[release(Scope)]`).
+    const RELEASES: &'static [&'static str] = &[];
+
+    /// The values this event claims and releases, in field order (see
+    /// [`claims`](crate::claims)); none by default.
+    #[inline]
+    fn claims(&self) -> Vec<crate::store::Claim> {
+        Vec::new()
+    }
+
     /// Serializes this event with its wire name and version (what each arm of a derived
-    /// [`EventEnum::encode`] calls).
+    /// [`EventEnum::encode`] calls), under the store's rule
+    /// ([`store::json::to_vec`](crate::store::json::to_vec)): a non-finite float, a NUL
+    /// character or nesting deeper than the store reads back is an error, never a payload
+    /// that cannot be loaded again.
     #[inline]
     fn encode(&self) -> Result<EncodedEvent, serde_json::Error> {
         Ok(EncodedEvent {
             name: Self::NAME,
             version: Self::VERSION,
-            payload: serde_json::to_vec(self)?,
+            payload: crate::store::json::to_vec(self)?,
         })
     }
 }
 
 /// Deserializes `payload` into `T`, the struct of `(name, version)`.
 #[inline]
-pub fn decode_payload<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_payload<T: DeserializeOwned>(
     name: &str,
     version: u32,
     payload: &[u8],
@@ -76,68 +126,6 @@ pub fn decode_payload<T: serde::de::DeserializeOwned>(
         version,
         source,
     })
-}
-
-/// Runs one typed step of an upcaster chain: `From` (infallible) or `TryFrom` (a typed error,
-/// reported as [`DecodeError::UpcastFailed`]).
-#[inline]
-pub fn upcast<P, T>(name: &str, version: u32, previous: P) -> Result<T, DecodeError>
-where
-    T: Event + UpcastFrom<P>,
-{
-    T::try_from(previous).map_err(|source| DecodeError::UpcastFailed {
-        name: name.to_owned(),
-        version,
-        source: Box::new(source),
-    })
-}
-
-/// The `decode_stored` of a version `T` that names a predecessor `P` (`upcast_from` or
-/// `renamed_from`): `T`'s own (name, version) decodes straight into `T`; a newer version of
-/// `T`'s name is [`DecodeError::UnknownVersion`]; anything else decodes as `P` (down its own
-/// chain) and takes the step from `P` to `T`.
-#[inline]
-pub fn decode_or_upcast<P, T>(name: &str, version: u32, payload: &[u8]) -> Result<T, DecodeError>
-where
-    P: Event,
-    T: Event + serde::de::DeserializeOwned + UpcastFrom<P>,
-{
-    if name == T::NAME {
-        if version == T::VERSION {
-            return decode_payload(name, version, payload);
-        }
-        if version > T::VERSION {
-            return Err(DecodeError::UnknownVersion {
-                name: name.to_owned(),
-                version,
-                known: T::VERSION,
-            });
-        }
-    }
-    let previous = P::decode_stored(name, version, payload)?;
-    upcast::<P, T>(name, version, previous)
-}
-
-/// A member's decoded event as its enum's [`Decoded::One`] (each arm of a derived
-/// [`EventEnum::decode`]; `variant` is the variant's constructor).
-#[inline]
-pub fn decoded<T, E>(
-    event: Result<T, DecodeError>,
-    variant: impl FnOnce(T) -> E,
-) -> Result<Decoded<E>, DecodeError> {
-    event.map(|event| Decoded::One(variant(event)))
-}
-
-/// The `history` of an event enum: the histories of its members, in order.
-pub fn histories(members: &[fn() -> Vec<EventSchema>]) -> Vec<EventSchema> {
-    members.iter().flat_map(|history| history()).collect()
-}
-
-/// The `history` of a version whose predecessor is `P`: `P`'s history, then `schema`.
-pub fn history_after<P: Event>(schema: EventSchema) -> Vec<EventSchema> {
-    let mut history = P::history();
-    history.push(schema);
-    history
 }
 
 /// A typed step from the previous version `P` to `Self`: implemented for every
@@ -272,6 +260,18 @@ pub trait EventEnum: Sized + Send + Sync + 'static {
     }
     /// Wire names whose stored events decode to nothing ([`Decoded::Skipped`]).
     const RETIRED: &'static [&'static str] = &[];
+
+    /// The values this event claims and releases (see [`claims`](crate::claims)): its
+    /// variant's, none by default.
+    #[inline]
+    fn claims(&self) -> Vec<crate::store::Claim> {
+        Vec::new()
+    }
+
+    /// The scopes this enum's events claim or release, each once.
+    fn scopes() -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 /// Implemented for each event struct held by an [`EventEnum`] variant (and for the enum itself).
@@ -280,13 +280,9 @@ pub trait EventEnum: Sized + Send + Sync + 'static {
     label = "`{E}` has no variant holding `{Self}`",
     note = "add a variant holding `{Self}` to `{E}`, or remove the handler (or `ignore(...)` entry) that names it"
 )]
-pub trait EventOf<E: EventEnum>: Into<E> + 'static {
-    /// Wraps this event into its enum variant (the `From` impl the derive writes next to this
-    /// one).
-    #[inline]
-    fn into_enum(self) -> E {
-        self.into()
-    }
+pub trait EventOf<E: EventEnum>: Sized + 'static {
+    /// Wraps this event into its enum variant.
+    fn into_enum(self) -> E;
     /// Borrows this event out of the enum if the enum holds it (by default through
     /// [`EventEnum::event_any`]: the held event, if it is a `Self`).
     #[inline]
@@ -297,9 +293,49 @@ pub trait EventOf<E: EventEnum>: Into<E> + 'static {
 
 impl<E: EventEnum> EventOf<E> for E {
     #[inline]
+    fn into_enum(self) -> E {
+        self
+    }
+
+    #[inline]
     fn from_enum(event: &E) -> Option<&Self> {
         Some(event)
     }
+}
+
+// Generated-code support, re-exported so that compiler messages name them (`Holds<T>`, not
+// `cqrs_runtime::event::checked::Holds<T>`); not public API.
+#[doc(hidden)]
+pub use checked::{Holds, WellFormed};
+
+mod checked {
+    use super::EventEnum;
+
+    /// `Self` (an event enum) has a variant holding the event `T`: what the macros check a
+    /// handler's event type (or an `ignore(...)` entry) against, as `<E as Holds<T>>::holds()`.
+    ///
+    /// Keyed on the enum, so that the fallback of an enum that `#[derive(EventEnum)]` refused
+    /// can hold every `T`, and handlers naming its events add no errors of their own.
+    /// Implemented by `#[derive(EventEnum)]`.
+    #[diagnostic::on_unimplemented(
+        message = "`{T}` is not an event of `{Self}`",
+        label = "`{Self}` has no variant holding `{T}`",
+        note = "add a variant holding `{T}` to `{Self}`, or remove the handler (or `ignore(...)` entry) that names it"
+    )]
+    pub trait Holds<T> {
+        /// What the generated check names.
+        #[inline]
+        fn holds() {}
+    }
+
+    /// `Self` is an event enum that `#[derive(EventEnum)]` accepted: the enums the general
+    /// [`Emits`](crate::aggregate::Emits) impls (`()`, `Vec<_>`, `Option<_>`, ...) are for. An
+    /// enum the derive refused emits anything instead, so that its one error stays one.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not an event enum derived with `#[derive(EventEnum)]`",
+        label = "`#[aggregate]` handlers emit into an enum with `#[derive(EventEnum)]`"
+    )]
+    pub trait WellFormed: EventEnum {}
 }
 
 /// An event serialized for storage: wire name, version and JSON payload.

@@ -8,6 +8,28 @@
 //! `__cqrs` inside the anonymous `const` block that holds the generated items), so it survives
 //! users who shadow `Result`, `Option` or the crate name.
 //!
+//! Each macro's page lists its keys and the handler shapes it accepts:
+//! [`Command`](derive@Command), [`Event`](derive@Event), [`EventEnum`](derive@EventEnum),
+//! [`Shape`](derive@Shape), [`Scope`](derive@Scope), [`aggregate`](macro@aggregate),
+//! [`projection`](macro@projection), [`reactor`](macro@reactor),
+//! [`process_manager`](macro@process_manager), [`CommandBus`](derive@CommandBus),
+//! [`Deadline`](derive@Deadline).
+//!
+//! # Layout
+//!
+//! - The write side: [`aggregate`](mod@aggregate) (the traits the macros implement),
+//!   [`event`] (the codec and its errors), [`schema`] (shapes and the schema lock),
+//!   [`repository`] (load, decide, append; retries; snapshots), [`claims`] (values held
+//!   exclusively across aggregates), [`testkit`].
+//! - The store contract, [`store`]: the event log, checkpoints with dead letters, snapshots,
+//!   leases and the SQL read-model backend, as traits with no defaults.
+//! - The backends implementing it: [`memory`], `sqlite` (feature `sqlite`, on by default) and
+//!   `postgres` (feature `postgres`).
+//! - The processing layer, [`processing`]: one [`Runner`](processing::Runner) drives a
+//!   [`Handler`](processing::Handler) from a [`Source`](processing::Source);
+//!   [`projection`](mod@projection) holds the read models that are such handlers, and
+//!   [`reaction`](processing::reaction) the reactors and process managers.
+//!
 //! # The DSL
 //!
 //! ```
@@ -194,12 +216,18 @@
 //! version and a step. Old versions are frozen the same way. An event can also carry its lock
 //! inline: `#[event(name = "...", version = 1, fingerprint = 0x...)]`.
 //!
-//! The one bless workflow: a test calls
-//! [`schema::lock::assert_locked::<YourEvents>("events.lock")`](schema::lock::assert_locked),
-//! which fails while a version is not recorded; `CQRS_BLESS=1 cargo test` records it; commit
-//! `events.lock`. Entries are keyed by (name, version); two streams may reuse a wire name, and
-//! each shape gets its own line. While `CQRS_BLESS` is set the compile-time check stands aside
-//! so that the bless test can run; the lock diff is what review looks at. [`event::describe`] prints every stored shape an enum decodes, for review.
+//! The one bless workflow: one test lists every event enum of the package,
+//! [`schema::lock::assert_locked_all::<(AccountEvent, OrderEvent)>("events.lock")`](schema::lock::assert_locked_all),
+//! and fails listing every version that is not recorded and every stale line;
+//! `CQRS_BLESS=1 cargo test` records them; commit `events.lock`. A locked version whose shape
+//! changed fails to compile, naming the field that changed. Entries are keyed by (name,
+//! version); two streams may reuse a wire name, and each shape gets its own line. While
+//! `CQRS_BLESS` is set the compile-time check stands aside so that the bless test can run;
+//! the crate is rebuilt when the variable or the lock changes. The lock is one file per package
+//! by default, shared by all its targets; `#[event(..., lock = "file")]` checks an event against
+//! another file, relative to its source file (a per-crate or per-target lock, or a test's).
+//! See [`schema::lock`]. [`event::describe`] prints every stored shape an enum decodes, for
+//! review.
 //!
 //! ## Steps that need stream context
 //!
@@ -351,7 +379,7 @@
 //!     fn handle(&self, command: CounterCommand, _: &())
 //!         -> impl Future<Output = Result<Events<CounterEvent>, CounterError>> + Send
 //!     {
-//!         // With only sync handlers the macro returns `aggregate::decided(..)`, a future ready
+//!         // With only sync handlers the macro returns a future that is ready
 //!         // at once, rather than an `async` block; the decisions are the same.
 //!         async move {
 //!             match command {
@@ -376,28 +404,671 @@
 //! #     .then_state(&Counter { total: 1 });
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The layers: the store contract, the backends implementing it, the processing layer built
+// on it; the write side (aggregates, repository) and the event codec beside them.
 pub mod aggregate;
+mod backends;
+pub mod claims;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod envelope;
 pub mod error;
 pub mod event;
-pub mod projection;
+pub mod processing;
 pub mod repository;
 pub mod schema;
 pub mod store;
+pub mod telemetry;
 pub mod testkit;
 
+pub use backends::memory;
+#[cfg(feature = "postgres")]
+pub use backends::postgres;
+#[cfg(feature = "sqlite")]
+pub use backends::sqlite;
+pub use processing::projection;
+
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;
 
+/// Derives [`Command`](aggregate::Command) for a struct: one command, addressed to one
+/// instance of one aggregate.
+///
+/// | attribute | where | meaning |
+/// |---|---|---|
+/// | `#[command(aggregate = Type)]` | the struct (required) | the aggregate whose `#[command]` handler takes this command; a command without a handler does not compile |
+/// | `#[id]` | exactly one field | the target instance; its type is the aggregate's `id = ...` type |
+/// | `#[command(name = "...")]` | the struct | the name in traces and errors (default: the type name) |
+/// | `#[command(crate = path)]` | the struct | the path to this crate, when it is renamed or re-exported |
+///
+/// A command is a struct with named fields, without generic parameters or borrowed data. The
+/// derive also makes the command convertible into the aggregate's generated command enum
+/// (`{Aggregate}Command`, or `command_enum = Name` on the aggregate).
+///
+/// ```
+/// # use cqrs_runtime::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Debug, Clone, Command)]
+/// #[command(aggregate = Account)]
+/// pub struct Deposit {
+///     #[id]
+///     pub account: String,
+///     pub amount: u64,
+/// }
+/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// # #[event(name = "deposited", version = 1)]
+/// # pub struct Deposited { pub amount: u64 }
+/// # #[derive(Debug, Clone, PartialEq, EventEnum)]
+/// # pub enum AccountEvent { Deposited(Deposited) }
+/// # #[derive(Debug, Default)]
+/// # pub struct Account;
+/// # #[aggregate(name = "account", id = String, events = AccountEvent, error = std::convert::Infallible)]
+/// # impl Account {
+/// #     #[command(any)]
+/// #     fn deposit(&self, cmd: Deposit) -> Result<Deposited, std::convert::Infallible> { Ok(Deposited { amount: cmd.amount }) }
+/// #     #[apply]
+/// #     fn deposited(&mut self, _: &Deposited) {}
+/// # }
+/// let cmd = Deposit { account: "acc-1".into(), amount: 5 };
+/// assert_eq!(cmd.aggregate_id(), "acc-1");
+/// assert_eq!(cmd.command_name(), "Deposit");
+/// ```
+#[doc(inline)]
+pub use cqrs_macros::Command;
+
+/// Derives [`Event`](event::Event) for a struct: one version of one event, under a stable wire
+/// name that is stored with every event and never derived from the Rust path.
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `name = "..."` (required) | the wire name: one word (no whitespace or control characters) |
+/// | `version = N` (required) | the version of this shape under the name, counting from 1 |
+/// | `upcast_from = Type` | version N-1 of the same name (required from version 2 on), with a `From` or `TryFrom` step from it to this struct |
+/// | `renamed_from = Type` | on version 1 of a new name: the last version of the old name it replaces, with a step |
+/// | `fingerprint = 0x...` | an inline schema lock: this version's shape must keep this fingerprint |
+/// | `lock = "path"` | the lock file to check against instead of the package's `events.lock`, relative to this source file |
+/// | `crate = path` | the path to this crate, when it is renamed or re-exported |
+/// | `#[shape(opaque = "tag")]` on a field | the field's type has no [`Shape`](schema::Shape) (a foreign type): the tag stands for its format |
+/// | `#[claim(ScopeType)]` on a field | the event takes the field's value in that [scope](claims): refused if another stream holds it |
+/// | `#[release(ScopeType)]` on a field | the event gives the field's value back, if its stream holds it |
+///
+/// The struct has named fields (or none), no generic parameters, and implements serde's
+/// `Serialize` and `Deserialize`: the payload is the struct's JSON. A published version is
+/// frozen: `events.lock` records its shape's fingerprint, and a change to it fails to compile,
+/// naming the field (see [`schema::lock`]). Every field type needs a shape: the std types have
+/// one, your own types get it from `#[derive(Shape)]`.
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "money_deposited", version = 1)]
+/// pub struct MoneyDepositedV1 { pub amt: i64 }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "money_deposited", version = 2, upcast_from = MoneyDepositedV1)]
+/// pub struct MoneyDeposited { pub amount: i64, pub currency: String }
+///
+/// impl From<MoneyDepositedV1> for MoneyDeposited {
+///     fn from(v1: MoneyDepositedV1) -> Self {
+///         MoneyDeposited { amount: v1.amt, currency: "EUR".into() }
+///     }
+/// }
+///
+/// assert_eq!((MoneyDeposited::NAME, MoneyDeposited::VERSION), ("money_deposited", 2));
+/// ```
+///
+/// Versions, renames, splits and retired names are described in the crate docs
+/// ([Evolving events](crate#evolving-events)).
+#[doc(inline)]
+pub use cqrs_macros::Event;
+
+/// Derives [`EventEnum`](event::EventEnum) for an enum: the closed set of events of one stream.
+///
+/// Each variant is `Name(EventStruct)`, each struct appears once, and no two variants share a
+/// wire name (renamed-from names included). The derive writes the codec (encode to name,
+/// version and JSON; decode straight into the stored version's struct, then up its steps),
+/// `From<EventStruct>` for each variant, a wire-name constant per variant (`Deposited` gives
+/// `AccountEvent::DEPOSITED`), the schema listing ([`event::describe`]) and the exhaustive
+/// dispatch that `#[aggregate]` and `#[projection]` rely on.
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `#[event_enum(split(OldStruct, ...))]` | stored events of a struct that is no longer a variant; each splits into current events through `impl Split<Enum> for OldStruct` |
+/// | `#[event_enum(retired("name", ...))]` | wire names of removed events: their stored events decode to nothing |
+/// | `#[event_enum(crate = path)]` | the path to this crate, when it is renamed or re-exported |
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use cqrs_runtime::event::Decoded;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "cart_opened", version = 1)]
+/// pub struct Opened {}
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "item_added", version = 1)]
+/// pub struct ItemAdded { pub sku: String }
+///
+/// #[derive(Debug, Clone, PartialEq, EventEnum)]
+/// #[event_enum(retired("cart_frozen"))]
+/// pub enum CartEvent { Opened(Opened), ItemAdded(ItemAdded) }
+///
+/// assert_eq!(CartEvent::ITEM_ADDED, "item_added");
+/// let added = CartEvent::decode("item_added", 1, br#"{"sku":"tea"}"#).unwrap();
+/// assert_eq!(added, Decoded::One(ItemAdded { sku: "tea".into() }.into()));
+/// assert_eq!(CartEvent::decode("cart_frozen", 1, b"{}").unwrap(), Decoded::Skipped);
+/// ```
+#[doc(inline)]
+pub use cqrs_macros::EventEnum;
+
+/// Derives [`Shape`](schema::Shape) for a type used inside events or snapshot states: the
+/// fingerprint of its serialized shape, which the schema lock of every event holding it
+/// includes.
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `#[shape(opaque = "tag")]` on a field | the field's type has no shape (a foreign type): the tag stands for its format; change the tag when the format changes |
+/// | `#[shape(crate = path)]` on the type | the path to this crate, when it is renamed or re-exported |
+///
+/// Field names and types, serde's renames and defaults, and the variants of enums all count. A
+/// type that contains itself cannot be fingerprinted: mark the recursive field opaque.
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use cqrs_runtime::schema::Shape as _;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Shape)]
+/// pub struct Money { pub cents: i64, pub currency: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "paid", version = 1)]
+/// pub struct Paid { pub amount: Money }
+///
+/// // A field added to `Money` changes the fingerprint of `paid` v1 too.
+/// assert_ne!(Money::FINGERPRINT, 0);
+/// ```
+#[doc(inline)]
+pub use cqrs_macros::Shape;
+
+/// Derives [`claims::Scope`] for a type: a named scope of values held exclusively (one account
+/// per email), which event fields claim and release (`#[claim(UserEmail)]`).
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `#[scope(name = "...")]` (required) | the stable name stored with every claim: one word |
+/// | `normalize = "rule"` | how values are compared: `"none"` (the default), `"lowercase"`, `"trim"` or `"trim_lowercase"` |
+/// | `normalize_with = path` | your own rule instead: a `fn(&str) -> Cow<'_, str>` |
+/// | `crate = path` | the path to this crate, when it is renamed or re-exported |
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use cqrs_runtime::claims::Scope as _;
+///
+/// #[derive(Scope)]
+/// #[scope(name = "user_email", normalize = "trim_lowercase")]
+/// pub struct UserEmail;
+///
+/// assert_eq!(UserEmail::NAME, "user_email");
+/// assert_eq!(UserEmail::normalize(" Ann@Example.COM "), "ann@example.com");
+/// ```
+#[doc(inline)]
+pub use cqrs_macros::Scope;
+
+/// Makes an `impl` block an event-sourced [`Aggregate`](aggregate::Aggregate): its
+/// `#[command]` methods decide, its `#[apply]` methods evolve the state.
+///
+/// | key | meaning |
+/// |---|---|
+/// | `name = "..."` (required) | the stream type stored with every event: one word (no whitespace or control characters) |
+/// | `id = Type` (required) | the type that identifies one instance (each command's `#[id]` field) |
+/// | `events = Enum` (required) | the stream's event enum (`#[derive(EventEnum)]`); one enum, not a list |
+/// | `error = Type` (required) | the error handlers reject commands with; a handler's own error type converts into it with `Into`, as with `?` |
+/// | `services = Type` | what handlers may take as a third argument (`&Type`); such handlers may be `async` |
+/// | `command_enum = Name` | the name of the generated command enum (default `{Type}Command`) |
+/// | `crate = path` | the path to this crate, when it is renamed or re-exported |
+///
+/// Methods:
+///
+/// - `#[command]` (or `#[command(existing)]`, `#[command(create)]`, `#[command(any)]`):
+///   `fn(&self, cmd: C) -> Result<T, E>`, one per command of the aggregate. `T` is an event of
+///   the enum, the enum, `Vec<_>`, `Option<_>` or `[_; N]` of those, or `()` for no event.
+/// - `#[apply]`: `fn(&mut self, event: &Ev)`, sync and infallible, exactly one per event of the
+///   enum.
+/// - Other methods pass through untouched. `#[cfg(...)]` on a handler applies to everything
+///   the macro generates for it.
+///
+/// The creation policy says what the [`Repository`] checks before the handler runs:
+///
+/// - `existing` (the default): the stream must have events; on an empty one the command fails
+///   with [`CommandError::NotFound`], whose message names the command and the policy.
+/// - `create`: the stream must be empty; otherwise [`CommandError::AlreadyExists`] (with the
+///   stream's version). Two concurrent creations of one id: one wins, the other gets
+///   `AlreadyExists` (with retries) or a conflict.
+/// - `any`: either; the handler sees the default state on an empty stream.
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Command)]
+/// #[command(aggregate = Door)]
+/// pub struct Install { #[id] pub door: String }
+///
+/// #[derive(Debug, Clone, Command)]
+/// #[command(aggregate = Door)]
+/// pub struct Open { #[id] pub door: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "door_installed", version = 1)]
+/// pub struct Installed {}
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "door_opened", version = 1)]
+/// pub struct Opened {}
+///
+/// #[derive(Debug, Clone, PartialEq, EventEnum)]
+/// pub enum DoorEvent { Installed(Installed), Opened(Opened) }
+///
+/// #[derive(Debug, PartialEq, thiserror::Error)]
+/// #[error("the door is already open")]
+/// pub struct AlreadyOpen;
+///
+/// #[derive(Debug, Default)]
+/// pub struct Door { open: bool }
+///
+/// #[aggregate(name = "door", id = String, events = DoorEvent, error = AlreadyOpen)]
+/// impl Door {
+///     #[command(create)]
+///     fn install(&self, _: Install) -> Result<Installed, AlreadyOpen> {
+///         Ok(Installed {})
+///     }
+///
+///     #[command]
+///     fn open(&self, _: Open) -> Result<Option<Opened>, AlreadyOpen> {
+///         if self.open { Err(AlreadyOpen) } else { Ok(Some(Opened {})) }
+///     }
+///
+///     #[apply]
+///     fn installed(&mut self, _: &Installed) {}
+///
+///     #[apply]
+///     fn opened(&mut self, _: &Opened) { self.open = true; }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let doors = Repository::<Door, _>::new(InMemoryEventStore::new());
+/// let missing = doors.execute(Open { door: "d-1".into() }).await.unwrap_err();
+/// assert!(missing.is_not_found()); // `existing`: install it first
+/// doors.execute(Install { door: "d-1".into() }).await?;
+/// doors.execute(Open { door: "d-1".into() }).await?;
+/// let again = doors.execute(Install { door: "d-1".into() }).await.unwrap_err();
+/// assert!(again.is_already_exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+///
+/// What it expands to is shown in the crate docs
+/// ([What the macros expand to](crate#what-the-macros-expand-to)).
+#[doc(inline)]
+pub use cqrs_macros::aggregate;
+
+/// Makes an `impl` block a [`Projection`](projection::Projection): a named, versioned read
+/// model folded from the events of one or several event enums, answering typed queries.
+///
+/// | key | meaning |
+/// |---|---|
+/// | `name = "..."` (required) | the identity: the key of its checkpoint and of its runner's lease |
+/// | `events = Enum` or `events = [A, B]` (required) | the source enums; two sources may not share a wire name |
+/// | `ignore(Ev, ...)` | events of the sources it deliberately does not handle |
+/// | `non_exhaustive` | skip unhandled events without a decision (instead of `ignore`) |
+/// | `version = N` | bump it when the model's meaning changes: the stored checkpoint then asks for a rebuild (default 1) |
+/// | `transaction = Type` | what handlers write through besides `self`: [`SqlBatch`](store::SqlBatch) for SQL read models (default `()`) |
+/// | `reset = path` | the reset hook of a rebuild, `fn(&mut Self)` (default: `Default::default()`) |
+/// | `crate = path` | the path to this crate, when it is renamed or re-exported |
+///
+/// Methods:
+///
+/// - `#[on]`: `fn(&mut self, event: &Ev)`, optionally followed by
+///   `meta: &EventMeta<'_>` ([`EventMeta`](projection::EventMeta): stream, version, position,
+///   event id, times, correlation) and by `tx: &mut Transaction`. Sync, returns nothing. Every
+///   event of the sources has an `#[on]` handler or an `ignore(...)` entry, or the projection
+///   does not compile, naming the event.
+/// - `#[query]`: `fn(&self, query: Q) -> Answer`, one per query type; implements
+///   [`Answers<Q>`](projection::Answers).
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "visit_recorded", version = 1)]
+/// pub struct Visited { pub page: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "visits_purged", version = 1)]
+/// pub struct Purged {}
+///
+/// #[derive(Debug, Clone, PartialEq, EventEnum)]
+/// pub enum SiteEvent { Visited(Visited), Purged(Purged) }
+///
+/// /// A query: the visits of one page.
+/// pub struct VisitsOf<'a>(pub &'a str);
+///
+/// #[derive(Debug, Default)]
+/// pub struct PageViews { views: std::collections::HashMap<String, u64> }
+///
+/// #[projection(name = "page_views", events = SiteEvent, ignore(Purged))]
+/// impl PageViews {
+///     #[on]
+///     fn visited(&mut self, e: &Visited) {
+///         *self.views.entry(e.page.clone()).or_default() += 1;
+///     }
+///
+///     #[query]
+///     fn visits(&self, q: VisitsOf<'_>) -> u64 {
+///         self.views.get(q.0).copied().unwrap_or(0)
+///     }
+/// }
+/// ```
+///
+/// Running it, in memory or in SQL tables: see [`projection`](mod@projection).
+#[doc(inline)]
 pub use cqrs_macros::projection;
-pub use cqrs_macros::{Command, Event, EventEnum, Shape, aggregate};
+
+/// `#[reactor(...)]` on an `impl` block: a stateless reaction, implementing
+/// [`Reactor<Bus>`](processing::reaction::Reactor), run by
+/// [`reaction::reactor`](processing::reaction::reactor) under a
+/// [`Runner`](processing::Runner).
+///
+/// | key | meaning |
+/// |---|---|
+/// | `name = "..."` (required) | the identity: the key of its checkpoint and of its runner's lease |
+/// | `events = Enum` or `events = [A, B]` (required) | the sources: `#[derive(EventEnum)]` enums or `#[aggregate]` types; two sources may not share a wire name |
+/// | `ignore(Ev, ...)` | events of the sources it deliberately does not handle |
+/// | `version = N` | bump it when the reactor's meaning changes (default 1) |
+/// | `bus = Type` | the command bus (default: the one the handlers' `ReactionContext<'_, Bus>` names) |
+/// | `crate = path` | the path to this crate, when it is renamed or re-exported |
+///
+/// Handlers, marked `#[on]`: `async fn(&self, event: &Ev, ctx: &mut ReactionContext<'_, Bus>)
+/// -> Result<(), E>` with `ReactionError: From<E>` (so `?` on a send works), optionally taking
+/// `stored: &StoredEvent` (stream, position, metadata) before `ctx`. Every event of the sources
+/// has an `#[on]` handler or an `ignore(...)` entry, or the reactor does not compile, naming the
+/// event. `ctx.send(command)` returns the command's typed outcome; a command of an aggregate the
+/// bus has no repository for does not compile (see [`CommandBus`]). The `impl` may be generic
+/// over the bus's parameters (`impl<S: EventStore> Reactor`): they move onto the methods.
+///
+/// A redelivered event sends the same commands under the same ids, which take effect once; see
+/// [`reaction`](processing::reaction) for the delivery guarantees.
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Command)]
+/// #[command(aggregate = Order)]
+/// pub struct CancelOrder { #[id] pub order: String, pub reason: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "doc_order_placed", version = 1)]
+/// pub struct OrderPlaced { pub order: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "doc_order_paid", version = 1)]
+/// pub struct OrderPaid { pub order: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "doc_order_cancelled", version = 1)]
+/// pub struct OrderCancelled { pub order: String }
+///
+/// #[derive(Debug, Clone, PartialEq, EventEnum)]
+/// pub enum OrderEvent { Placed(OrderPlaced), Paid(OrderPaid), Cancelled(OrderCancelled) }
+///
+/// #[derive(Debug, thiserror::Error)]
+/// pub enum OrderError { #[error("the order is paid")] Paid }
+///
+/// #[derive(Debug, Default)]
+/// pub struct Order { paid: bool, cancelled: bool }
+///
+/// #[aggregate(name = "order", id = String, events = OrderEvent, error = OrderError)]
+/// impl Order {
+///     #[command]
+///     fn cancel(&self, cmd: CancelOrder) -> Result<Option<OrderCancelled>, OrderError> {
+///         if self.paid { return Err(OrderError::Paid); }
+///         Ok((!self.cancelled).then(|| OrderCancelled { order: cmd.order }))
+///     }
+///     #[apply] fn placed(&mut self, _: &OrderPlaced) {}
+///     #[apply] fn paid(&mut self, _: &OrderPaid) { self.paid = true; }
+///     #[apply] fn cancelled(&mut self, _: &OrderCancelled) { self.cancelled = true; }
+/// }
+///
+/// /// The aggregates reactions command.
+/// #[derive(CommandBus)]
+/// pub struct Shop<S: EventStore> { pub orders: Repository<Order, S> }
+///
+/// /// Cancels every order as soon as it is placed (a paid order is left alone).
+/// pub struct Canceller;
+///
+/// #[reactor(name = "canceller", events = OrderEvent, ignore(OrderPaid, OrderCancelled))]
+/// impl<S: EventStore> Canceller {
+///     #[on]
+///     async fn placed(
+///         &self,
+///         event: &OrderPlaced,
+///         ctx: &mut ReactionContext<'_, Shop<S>>,
+///     ) -> Result<(), ReactionError> {
+///         let cancel = CancelOrder { order: event.order.clone(), reason: "test".into() };
+///         match ctx.send(cancel).await {
+///             Ok(_) | Err(CommandError::Rejected(OrderError::Paid)) => Ok(()),
+///             Err(other) => Err(other.into()),
+///         }
+///     }
+/// }
+/// ```
+#[doc(inline)]
+pub use cqrs_macros::reactor;
+
+/// `#[process_manager(...)]` on the `impl` block of a state type: a reaction that keeps one
+/// instance of that state per correlation key, implementing
+/// [`ProcessManager<Bus>`](processing::reaction::ProcessManager), run by
+/// [`reaction::process_manager`](processing::reaction::process_manager) under a
+/// [`Runner`](processing::Runner). The state is `Default + Serialize + Deserialize`.
+///
+/// Keys: as [`reactor`] (`name`, `events`, `ignore(...)`, `version`, `bus`, `crate`).
+///
+/// Handlers:
+///
+/// - `#[on(start, key = k)]`, `#[on(key = k)]` (continue) and `#[on(end, key = k)]`:
+///   `async fn(&mut self, event: &Ev, ctx: &mut ProcessContext<'_, Bus>) -> Result<(), E>`,
+///   optionally with `stored: &StoredEvent` before `ctx`. A `start` event creates the instance
+///   (or continues it); a `continue` or `end` event for a key with no instance is an orphan,
+///   passed over; after an `end` handler the instance and its deadlines are removed (as after
+///   `ctx.end()`). The key is `key = field` (the event's field), `key = method()` (a method of
+///   the event) or `key = path::to_fn` (a function of `&Ev`), whatever its `Display` form is.
+/// - `#[deadline]`: `async fn(&mut self, deadline: D, ctx: &mut ProcessContext<'_, Bus>)
+///   -> Result<(), E>`, where `D` derives [`Deadline`](macro@Deadline): `ctx.schedule(due,
+///   &D { .. })` makes it fire once at `due`, as a typed value into this handler.
+///
+/// The macro completes each handler's context to `ProcessContext<'_, Bus, Self>`, so the
+/// context knows its manager; a helper function outside the impl that takes the context writes
+/// `&mut ProcessContext<'_, Bus, MyManager>`.
+///
+/// Compile errors: an event of the sources neither handled nor ignored, a handler without a
+/// key, a key field the event does not have, no `start` handler, a deadline handler whose type
+/// is not a deadline, scheduling or cancelling a deadline that no `#[deadline]` handler takes,
+/// a command of an aggregate the bus does not hold.
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Command)]
+/// #[command(aggregate = Order)]
+/// pub struct CancelOrder { #[id] pub order: String, pub reason: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "doc_order_placed", version = 1)]
+/// pub struct OrderPlaced { pub order: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "doc_order_paid", version = 1)]
+/// pub struct OrderPaid { pub order: String }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(name = "doc_order_cancelled", version = 1)]
+/// pub struct OrderCancelled { pub order: String }
+///
+/// #[derive(Debug, Clone, PartialEq, EventEnum)]
+/// pub enum OrderEvent { Placed(OrderPlaced), Paid(OrderPaid), Cancelled(OrderCancelled) }
+///
+/// #[derive(Debug, thiserror::Error)]
+/// pub enum OrderError { #[error("the order is paid")] Paid }
+///
+/// #[derive(Debug, Default)]
+/// pub struct Order { paid: bool, cancelled: bool }
+///
+/// #[aggregate(name = "order", id = String, events = OrderEvent, error = OrderError)]
+/// impl Order {
+///     #[command]
+///     fn cancel(&self, cmd: CancelOrder) -> Result<Option<OrderCancelled>, OrderError> {
+///         if self.paid { return Err(OrderError::Paid); }
+///         Ok((!self.cancelled).then(|| OrderCancelled { order: cmd.order }))
+///     }
+///     #[apply] fn placed(&mut self, _: &OrderPlaced) {}
+///     #[apply] fn paid(&mut self, _: &OrderPaid) { self.paid = true; }
+///     #[apply] fn cancelled(&mut self, _: &OrderCancelled) { self.cancelled = true; }
+/// }
+///
+/// /// The aggregates reactions command.
+/// #[derive(CommandBus)]
+/// pub struct Shop<S: EventStore> { pub orders: Repository<Order, S> }
+///
+/// /// Fires an hour after the order was placed.
+/// #[derive(Debug, Serialize, Deserialize, Deadline)]
+/// pub struct PaymentDue { pub order: String }
+///
+/// /// Cancels an order unpaid after an hour.
+/// #[derive(Debug, Default, Serialize, Deserialize)]
+/// pub struct PaymentWatch { order: String }
+///
+/// #[process_manager(name = "payment_watch", events = OrderEvent)]
+/// impl<S: EventStore> PaymentWatch {
+///     #[on(start, key = order)]
+///     async fn placed(
+///         &mut self,
+///         event: &OrderPlaced,
+///         ctx: &mut ProcessContext<'_, Shop<S>>,
+///     ) -> Result<(), ReactionError> {
+///         self.order = event.order.clone();
+///         let due = ctx.now() + chrono::Duration::hours(1);
+///         ctx.schedule(due, &PaymentDue { order: event.order.clone() })
+///     }
+///
+///     #[on(end, key = order)]
+///     async fn paid(&mut self, _: &OrderPaid, _: &mut ProcessContext<'_, Shop<S>>)
+///         -> Result<(), ReactionError> {
+///         Ok(())
+///     }
+///
+///     #[on(end, key = order)]
+///     async fn cancelled(&mut self, _: &OrderCancelled, _: &mut ProcessContext<'_, Shop<S>>)
+///         -> Result<(), ReactionError> {
+///         Ok(())
+///     }
+///
+///     #[deadline]
+///     async fn payment_due(
+///         &mut self,
+///         due: PaymentDue,
+///         ctx: &mut ProcessContext<'_, Shop<S>>,
+///     ) -> Result<(), ReactionError> {
+///         match ctx.send(CancelOrder { order: due.order, reason: "unpaid".into() }).await {
+///             Ok(_) | Err(CommandError::Rejected(OrderError::Paid)) => Ok(()),
+///             Err(other) => Err(other.into()),
+///         }
+///     }
+/// }
+/// ```
+#[doc(inline)]
+pub use cqrs_macros::process_manager;
+
+/// Derives [`Dispatch<A>`](processing::reaction::Dispatch) for a struct holding the
+/// application's repositories: the command bus reactions send through.
+///
+/// Each field typed `Repository<A, S, ..>` routes the commands of `A` (one field per
+/// aggregate); other fields (services, clients) are left alone and reachable from handlers
+/// through `ctx.bus()`. `ctx.send(cmd)` compiles only for a command whose aggregate the bus
+/// holds: another one is a compile error naming the bus and the aggregate. The struct may be
+/// generic (over the store). `#[command_bus(crate = path)]` names this crate when it is renamed.
+///
+/// ```
+/// # use cqrs_runtime::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Command)]
+/// # #[command(aggregate = Order)]
+/// # pub struct PlaceOrder { #[id] pub order: String }
+/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// # #[event(name = "bus_doc_placed", version = 1)]
+/// # pub struct Placed {}
+/// # #[derive(Debug, Clone, PartialEq, EventEnum)]
+/// # pub enum OrderEvent { Placed(Placed) }
+/// # #[derive(Debug, Default)]
+/// # pub struct Order;
+/// # #[aggregate(name = "order", id = String, events = OrderEvent, error = std::convert::Infallible)]
+/// # impl Order {
+/// #     #[command(create)]
+/// #     fn place(&self, _: PlaceOrder) -> Result<Placed, std::convert::Infallible> { Ok(Placed {}) }
+/// #     #[apply] fn placed(&mut self, _: &Placed) {}
+/// # }
+/// #[derive(CommandBus)]
+/// pub struct Shop<S: EventStore> {
+///     pub orders: Repository<Order, S>,
+///     pub mailer_url: String,
+/// }
+///
+/// fn sends_orders<B: Dispatch<Order>>(_: &B) {}
+/// let store = InMemoryEventStore::new();
+/// sends_orders(&Shop { orders: Repository::new(store), mailer_url: "smtp://".into() });
+/// ```
+#[doc(inline)]
+pub use cqrs_macros::CommandBus;
+
+/// Derives [`Deadline`](processing::reaction::Deadline) for a type a process manager
+/// schedules (`ctx.schedule(due, &value)`) and receives, typed, in its `#[deadline]` handler.
+///
+/// The stored name is the type's name in snake case (`PaymentDue`: `payment_due`), or
+/// `#[deadline(name = "...")]`; it is stored with every pending deadline, so renaming it
+/// orphans the pending ones. The type also derives `Serialize` and `Deserialize` (its value is
+/// stored as JSON). `#[deadline(crate = path)]` names this crate when it is renamed.
+///
+/// ```
+/// use cqrs_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize, Deadline)]
+/// pub struct PaymentDue { pub order: String }
+///
+/// #[derive(Debug, Serialize, Deserialize, Deadline)]
+/// #[deadline(name = "reminder_v1")]
+/// pub struct Reminder;
+///
+/// assert_eq!(<PaymentDue as cqrs_runtime::processing::reaction::Deadline>::NAME, "payment_due");
+/// assert_eq!(<Reminder as cqrs_runtime::processing::reaction::Deadline>::NAME, "reminder_v1");
+/// ```
+#[doc(inline)]
+pub use cqrs_macros::Deadline;
 
 pub use envelope::{CommandMetadata, Envelope, Metadata};
 pub use error::CommandError;
+pub use memory::InMemoryEventStore;
 pub use repository::{Committed, Loaded, Repository, RetryPolicy};
-pub use store::{EventStore, ExpectedVersion, InMemoryEventStore, StoreError};
+pub use store::{EventStore, ExpectedVersion, StoreError};
 pub use testkit::TestFramework;
 
 /// Everything a domain module needs: the traits, the macros, the envelope, the stores.
@@ -406,13 +1077,24 @@ pub mod prelude {
     pub use crate::envelope::{CommandMetadata, Envelope, Metadata};
     pub use crate::error::CommandError;
     pub use crate::event::{Event, EventEnum};
+    pub use crate::memory::InMemoryEventStore;
     pub use crate::repository::{Committed, Repository, RetryPolicy};
-    pub use crate::store::{EventStore, ExpectedVersion, InMemoryEventStore};
+    pub use crate::store::{EventStore, ExpectedVersion};
     pub use crate::testkit::TestFramework;
-    pub use cqrs_macros::{Command, Event, EventEnum, Shape, aggregate};
+    #[doc(no_inline)]
+    pub use cqrs_macros::{Command, Event, EventEnum, Scope, Shape, aggregate};
+    // Claims.
+    pub use crate::claims::ClaimView;
     // Projections and queries.
     pub use crate::projection::{
         Answers, ErrorPolicy, EventMeta, InMemoryReadModel, Projection, ProjectionRunner,
     };
+    #[doc(no_inline)]
     pub use cqrs_macros::projection;
+    // Reactions.
+    pub use crate::processing::reaction::{
+        Deadline, Dispatch, ProcessContext, ReactionContext, ReactionError,
+    };
+    #[doc(no_inline)]
+    pub use cqrs_macros::{CommandBus, Deadline, process_manager, reactor};
 }

@@ -1,4 +1,5 @@
-//! A given/when/then test kit for aggregates.
+//! Given/when/then test kits for aggregates ([`TestFramework`]) and reactions
+//! ([`ReactorTest`], [`ProcessTest`]).
 //!
 //! ```text
 //! TestFramework::<BankAccount>::given([AccountEvent::Opened(opened)])
@@ -18,6 +19,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+
+mod reaction;
+
+pub use reaction::{ProcessTest, Processed, Reacted, ReactorTest};
 
 use crate::aggregate::{Aggregate, Command, Events};
 use crate::error::CommandError;
@@ -145,7 +150,7 @@ where
     fn start(self, command: &A::Command) -> Result<Prepared<A>, TestOutcome<A>> {
         let prepared = self.prepare();
         let stream_id = command.aggregate_id().to_string();
-        match check_policy::<A>(A::creation_policy(command), &stream_id, prepared.version) {
+        match check_policy::<A>(command, &stream_id, prepared.version) {
             Ok(()) => Ok(prepared),
             Err(error) => Err(prepared.fail(error)),
         }

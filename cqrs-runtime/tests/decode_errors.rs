@@ -91,7 +91,7 @@ async fn unknown_versions_are_decode_errors_with_context() {
 
 #[tokio::test]
 async fn corrupt_payloads_are_decode_errors_with_context() {
-    let err = decode_error_after_injecting("money_deposited", 2, b"{not json").await;
+    let err = decode_error_after_injecting("money_deposited", 2, br#"{"amount":"ten"}"#).await;
     assert!(matches!(
         &err,
         CommandError::Decode {

@@ -4,8 +4,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use cqrs_runtime::envelope::Metadata;
+use cqrs_runtime::memory::InMemoryEventStore;
 use cqrs_runtime::store::{
-    AppendOutcome, EventStore, ExpectedVersion, InMemoryEventStore, NewEvent, StoreError,
+    AppendOutcome, Cursor, EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent,
 };
 
 fn event(n: u64) -> NewEvent {
@@ -62,9 +63,8 @@ async fn read_stream_from_version_is_inclusive() {
         .append("thing", "a", ExpectedVersion::Any, events(0..5))
         .await
         .unwrap();
-    let versions = |events: Vec<cqrs_runtime::store::StoredEvent>| {
-        events.iter().map(|e| e.stream_version).collect::<Vec<_>>()
-    };
+    let versions =
+        |events: Vec<StoredEvent>| events.iter().map(|e| e.stream_version).collect::<Vec<_>>();
     assert_eq!(
         versions(store.read_stream("thing", "a", 0).await.unwrap()),
         [1, 2, 3, 4, 5]
@@ -121,7 +121,7 @@ async fn wrong_expected_version_is_a_conflict() {
         .await
         .unwrap();
     assert_eq!(outcome.stream_version, 4);
-    assert_eq!(store.head_position().await.unwrap(), 4);
+    assert_eq!(store.head().await.unwrap().position, 4);
 }
 
 #[tokio::test]
@@ -161,7 +161,7 @@ async fn empty_batch_is_a_no_op_that_checks_the_expected_version() {
             positions: vec![]
         }
     );
-    assert_eq!(store.head_position().await.unwrap(), 1);
+    assert_eq!(store.head().await.unwrap().position, 1);
 }
 
 #[tokio::test]
@@ -203,7 +203,7 @@ async fn reappending_a_landed_batch_returns_the_original_outcome() {
         .await
         .unwrap();
     assert_eq!(retried, original);
-    assert_eq!(store.head_position().await.unwrap(), 7);
+    assert_eq!(store.head().await.unwrap().position, 7);
     assert_eq!(store.len().unwrap(), 7);
     assert_eq!(store.read_stream("thing", "a", 1).await.unwrap().len(), 5);
 }
@@ -267,12 +267,26 @@ async fn clashing_event_ids_are_duplicates() {
         .unwrap_err();
     assert_eq!(duplicate_of(err), twice.event_id);
 
-    assert_eq!(store.head_position().await.unwrap(), 2);
+    assert_eq!(store.head().await.unwrap().position, 2);
     assert!(store.read_stream("thing", "b", 1).await.unwrap().is_empty());
 }
 
+/// The log after `after`, without cursors (the in-memory store commits in position order).
+async fn read_all(store: &InMemoryEventStore, after: u64, limit: usize) -> Vec<StoredEvent> {
+    let cursor = Cursor {
+        tx: 0,
+        position: after,
+    };
+    let page = store.read_after(cursor, limit).await.unwrap();
+    assert!(
+        page.iter()
+            .all(|(c, e)| c.tx == 0 && c.position == e.global_position)
+    );
+    page.into_iter().map(|(_, e)| e).collect()
+}
+
 #[tokio::test]
-async fn read_all_is_in_global_order_and_respects_limits() {
+async fn read_after_is_in_global_order_and_respects_limits() {
     let store = InMemoryEventStore::new();
     let mut expected = Vec::new();
     for round in 0..4 {
@@ -285,16 +299,16 @@ async fn read_all_is_in_global_order_and_respects_limits() {
                 .unwrap();
         }
     }
-    assert_eq!(store.head_position().await.unwrap(), 24);
+    assert_eq!(store.head().await.unwrap().position, 24);
 
-    let all = store.read_all(0, usize::MAX).await.unwrap();
+    let all = read_all(&store, 0, usize::MAX).await;
     assert_eq!(all.iter().map(|e| e.event_id).collect::<Vec<_>>(), expected);
     assert_eq!(
         all.iter().map(|e| e.global_position).collect::<Vec<_>>(),
         (1..=24).collect::<Vec<_>>()
     );
 
-    let page = store.read_all(5, 4).await.unwrap();
+    let page = read_all(&store, 5, 4).await;
     assert_eq!(
         page.iter().map(|e| e.global_position).collect::<Vec<_>>(),
         [6, 7, 8, 9]
@@ -306,16 +320,16 @@ async fn read_all_is_in_global_order_and_respects_limits() {
         ("a", 3)
     );
 
-    assert!(store.read_all(0, 0).await.unwrap().is_empty());
-    assert_eq!(store.read_all(22, 10).await.unwrap().len(), 2);
-    assert!(store.read_all(24, 10).await.unwrap().is_empty());
-    assert!(store.read_all(u64::MAX, 10).await.unwrap().is_empty());
+    assert!(read_all(&store, 0, 0).await.is_empty());
+    assert_eq!(read_all(&store, 22, 10).await.len(), 2);
+    assert!(read_all(&store, 24, 10).await.is_empty());
+    assert!(read_all(&store, u64::MAX, 10).await.is_empty());
 
     // Paging through the whole log sees every event once.
     let mut after = 0;
     let mut seen = Vec::new();
     loop {
-        let page = store.read_all(after, 5).await.unwrap();
+        let page = read_all(&store, after, 5).await;
         let Some(last) = page.last() else { break };
         after = last.global_position;
         seen.extend(page.iter().map(|e| e.event_id));
@@ -394,7 +408,7 @@ async fn concurrent_appends_to_one_stream_lose_nothing() {
     assert_eq!(versions, (1..=TASKS * PER_TASK).collect::<Vec<_>>());
     let stored_ids: HashSet<_> = stream.iter().map(|e| e.event_id).collect();
     assert_eq!(stored_ids, ids);
-    assert_eq!(store.head_position().await.unwrap(), TASKS * PER_TASK);
+    assert_eq!(store.head().await.unwrap().position, TASKS * PER_TASK);
 }
 
 async fn append_through<S: EventStore>(store: S) -> AppendOutcome {
@@ -410,5 +424,5 @@ async fn arc_and_static_refs_are_stores() {
     assert_eq!(append_through(Arc::clone(&store)).await.stream_version, 1);
     let leaked: &'static InMemoryEventStore = Box::leak(Box::new(InMemoryEventStore::new()));
     assert_eq!(append_through(leaked).await.positions, [1]);
-    assert_eq!(store.head_position().await.unwrap(), 1);
+    assert_eq!(store.head().await.unwrap().position, 1);
 }

@@ -2,15 +2,16 @@
 //! transaction that also holds the caller's writes. Skipped (with a printed reason) without a
 //! server at `DATABASE_URL`; failing if `CI=true`.
 #![cfg(feature = "postgres")]
+#![allow(missing_docs, reason = "test fixtures")]
 
 use std::time::{Duration, Instant};
 
-use cqrs_runtime::projection::{EventMeta, InMemoryReadModel, ProjectionRunner};
-use cqrs_runtime::store::postgres::ListenError;
-use cqrs_runtime::store::{
-    EventStore, ExpectedVersion, NewEvent, PostgresConfig, PostgresEventStore, StoreError,
-    TransactionError, TransactionOutcome,
+use cqrs_runtime::postgres::ListenError;
+use cqrs_runtime::postgres::{
+    PostgresConfig, PostgresEventStore, TransactionError, TransactionOutcome,
 };
+use cqrs_runtime::projection::{EventMeta, InMemoryReadModel, ProjectionRunner};
+use cqrs_runtime::store::{EventStore, ExpectedVersion, NewEvent, StoreError};
 use cqrs_runtime::{Event, EventEnum, Metadata, projection};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::NoTls;
@@ -50,7 +51,7 @@ async fn admin() -> Option<tokio_postgres::Client> {
 async fn fresh() -> Option<(tokio_postgres::Client, String, PostgresConfig)> {
     let admin = admin().await?;
     let schema = format!("cqrs_x_{}", uuid::Uuid::now_v7().simple());
-    let config = PostgresConfig::from_url(&url())
+    let config = PostgresConfig::new(&url())
         .expect("DATABASE_URL parses")
         .schema(&schema)
         .expect("valid schema");
@@ -82,7 +83,7 @@ pub struct Pings {
 #[projection(name = "pings", events = PingEvent)]
 impl Pings {
     #[on]
-    fn pinged(&mut self, _: &Pinged, _: &EventMeta) {
+    fn pinged(&mut self, _: &Pinged, _: &EventMeta<'_>) {
         self.count += 1;
     }
 }
@@ -109,8 +110,8 @@ async fn notifications_wake_a_runner_before_its_poll_interval() {
         return;
     };
     let config = config.notify("cqrs_test_events").expect("valid channel");
-    let store = config.clone().connect().await.expect("connect");
-    let writer = config.connect().await.expect("second store");
+    let store = config.clone().open().await.expect("connect");
+    let writer = config.open().await.expect("second store");
     store
         .append("ping", "p-1", ExpectedVersion::NoStream, vec![ping(0)])
         .await
@@ -155,7 +156,7 @@ async fn notifying_appends_keep_conflicts_and_idempotency() {
     let store = config
         .notify("cqrs_test_semantics")
         .expect("valid channel")
-        .connect()
+        .open()
         .await
         .expect("connect");
     let mut heads = store.listen().await.expect("listen");
@@ -191,11 +192,11 @@ async fn notifying_appends_keep_conflicts_and_idempotency() {
     .await
     .expect("the last append's position is notified");
 
-    let plain = PostgresConfig::from_url(&url())
+    let plain = PostgresConfig::new(&url())
         .expect("url")
         .schema(&schema)
         .expect("schema")
-        .connect()
+        .open()
         .await
         .expect("connect without notify");
     assert!(matches!(
@@ -208,7 +209,7 @@ async fn notifying_appends_keep_conflicts_and_idempotency() {
 /// Channel names are validated identifiers.
 #[test]
 fn notify_channels_are_validated() {
-    let config = PostgresConfig::from_url("postgres://x@localhost/db").expect("url");
+    let config = PostgresConfig::new("postgres://x@localhost/db").expect("url");
     assert!(config.clone().notify("events_2").is_ok());
     assert!(config.clone().notify("Events").is_err());
     assert!(config.notify("x'; DROP TABLE events; --").is_err());
@@ -217,7 +218,7 @@ fn notify_channels_are_validated() {
 /// `append_with`: a user table in the store's schema, written in the append's transaction.
 async fn transactional_store() -> Option<(tokio_postgres::Client, String, PostgresEventStore)> {
     let (admin, schema, config) = fresh().await?;
-    let store = config.connect().await.expect("connect");
+    let store = config.open().await.expect("connect");
     admin
         .batch_execute(&format!(
             "CREATE TABLE \"{schema}\".balances (id text PRIMARY KEY, version bigint NOT NULL, \
@@ -389,10 +390,7 @@ async fn append_with_rolls_back_together_and_refuses_like_append() {
             "ping",
             "p-3",
             ExpectedVersion::NoStream,
-            vec![NewEvent {
-                event_id: stored[0].event_id,
-                ..ping(3)
-            }],
+            vec![ping(3).with_id(stored[0].event_id)],
             async |_, _| -> Result<(), WriteError> { panic!("writes of a clashing append ran") },
         )
         .await;
@@ -428,8 +426,8 @@ async fn known_versions_skip_the_check_but_never_a_conflict() {
     let Some((admin, schema, config)) = fresh().await else {
         return;
     };
-    let ours = config.clone().connect().await.expect("connect");
-    let theirs = config.connect().await.expect("second process");
+    let ours = config.clone().open().await.expect("connect");
+    let theirs = config.open().await.expect("second process");
     let conflict_at = |result: Result<_, StoreError>| match result {
         Err(StoreError::Conflict { actual, .. }) => actual,
         other => panic!("expected a conflict, got {other:?}"),
@@ -498,5 +496,127 @@ async fn known_versions_skip_the_check_but_never_a_conflict() {
         .map(|e| e.stream_version)
         .collect();
     assert_eq!(versions, [1, 2, 3, 4, 5]);
+    drop_schema(&admin, &schema).await;
+}
+
+/// A live runner whose store connections are terminated by the server (a failover, an
+/// administrator, an idle-connection reaper) retries with back-off, reconnects, and goes on:
+/// every event is taken. A failure the runner meets is counted as transient, never as fatal;
+/// whether it meets one depends on whether the client library sees the closed socket before
+/// the next query, so the test asserts the reconnection itself: after each round the runner
+/// works over connections other than the terminated ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_runner_survives_its_connections_being_terminated() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let _serial = SERIAL.lock().await;
+    let Some((admin, schema, writer_config)) = fresh().await else {
+        return;
+    };
+    let application = format!("cqrs_dropped_{}", uuid::Uuid::now_v7().simple());
+    let separator = if url().contains('?') { '&' } else { '?' };
+    let reader_url = format!("{}{separator}application_name={application}", url());
+    let store = PostgresConfig::new(&reader_url)
+        .expect("URL parses")
+        .schema(&schema)
+        .expect("valid schema")
+        .open()
+        .await
+        .expect("connect");
+    let writer = writer_config.open().await.expect("writer");
+    writer
+        .append("ping", "p-1", ExpectedVersion::NoStream, vec![ping(0)])
+        .await
+        .expect("first append");
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let model = InMemoryReadModel::<Pings>::new();
+    let running = metrics::with_local_recorder(&recorder, || {
+        ProjectionRunner::new(store.clone(), model.clone())
+            .poll_interval(Duration::from_millis(5), Duration::from_millis(20))
+            .spawn()
+    });
+    running
+        .wait_for(1, Duration::from_secs(20))
+        .await
+        .expect("catch-up");
+
+    let mut version = 1;
+    for round in 0..3 {
+        let terminated: Vec<i32> = admin
+            .query(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                &[&application],
+            )
+            .await
+            .expect("terminate")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(
+            !terminated.is_empty(),
+            "round {round}: the runner's connections exist"
+        );
+        for _ in 0..5 {
+            writer
+                .append(
+                    "ping",
+                    "p-1",
+                    ExpectedVersion::Exact(version),
+                    vec![ping(version)],
+                )
+                .await
+                .expect("append");
+            version += 1;
+        }
+        let head = writer.head().await.expect("head").position;
+        running
+            .wait_for(head, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the runner goes on after the drop: {e}"));
+        let now: Vec<i32> = admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+                &[&application],
+            )
+            .await
+            .expect("sessions")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(
+            !now.is_empty() && now.iter().all(|pid| !terminated.contains(pid)),
+            "round {round}: the runner reconnected (terminated {terminated:?}, now {now:?})"
+        );
+    }
+    assert_eq!(model.read(|p| p.count), version);
+    running
+        .stop()
+        .await
+        .expect("a runner that went on stops cleanly");
+
+    let errors: Vec<(Option<String>, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| {
+            let kind = key
+                .key()
+                .labels()
+                .find(|l| l.key() == "kind")
+                .map(|l| l.value().to_owned());
+            match (key.key().name(), value) {
+                ("cqrs_runner_errors_total", DebugValue::Counter(n)) => Some((kind, n)),
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .all(|(kind, n)| *n == 0 || kind.as_deref() == Some("transient")),
+        "a dropped connection is a transient failure, never a fatal one: {errors:?}"
+    );
     drop_schema(&admin, &schema).await;
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use common::*;
 use cqrs_runtime::envelope::CommandMetadata;
 use cqrs_runtime::error::CommandError;
+use cqrs_runtime::memory::InMemoryEventStore;
 use cqrs_runtime::repository::{Repository, RetryPolicy};
-use cqrs_runtime::store::{EventStore, InMemoryEventStore};
+use cqrs_runtime::store::EventStore;
 use serde_json::json;
 
 #[tokio::test]
@@ -98,7 +99,12 @@ async fn creation_policies_are_enforced() {
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
-    assert_eq!(err.to_string(), "account ghost not found");
+    assert_eq!(
+        err.to_string(),
+        "account ghost not found: the handler of `Deposit` needs an existing account (creation \
+         policy `existing`, the default); write `#[command(create)]` on a handler that creates it, \
+         or `#[command(any)]` to accept both"
+    );
 
     open(&repo, "acc-1").await;
     let err = repo
@@ -113,9 +119,10 @@ async fn creation_policies_are_enforced() {
             stream_type,
             stream_id,
             version,
+            command,
         } => assert_eq!(
-            (stream_type.as_str(), stream_id.as_str(), *version),
-            ("account", "acc-1", 1)
+            (stream_type.as_str(), stream_id.as_str(), *version, *command),
+            ("account", "acc-1", 1, "OpenAccount")
         ),
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
@@ -127,7 +134,7 @@ async fn creation_policies_are_enforced() {
         assert!(committed.events.is_empty());
         assert_eq!(committed.position, None);
     }
-    assert_eq!(repo.store().head_position().await.unwrap(), 1);
+    assert_eq!(repo.store().head().await.unwrap().position, 1);
 }
 
 #[tokio::test]
@@ -157,7 +164,7 @@ async fn handler_errors_are_rejections() {
         err.into_rejection(),
         Ok(AccountError::InsufficientFunds { .. })
     ));
-    assert_eq!(repo.store().head_position().await.unwrap(), 1);
+    assert_eq!(repo.store().head().await.unwrap().position, 1);
 }
 
 #[tokio::test]
@@ -278,7 +285,7 @@ async fn metadata_propagates_from_commands_to_events_to_follow_ups() {
 async fn repositories_over_shared_stores_see_each_other() {
     let store = Arc::new(InMemoryEventStore::new());
     let a = Repository::<Account, _>::new(Arc::clone(&store));
-    let b = a.clone().with_retry(RetryPolicy::attempts(2));
+    let b = a.clone().retry(RetryPolicy::attempts(2));
     a.execute(OpenAccount {
         id: id("acc-1"),
         owner: "ada".into(),
@@ -305,4 +312,223 @@ fn repository_futures_are_send<S: EventStore>(repo: &Repository<Account, S>) {
     assert_send(&repo.execute(Ping { id: id("x") }));
     assert_send(&repo.execute_with(Ping { id: id("x") }, CommandMetadata::new()));
     assert_send(&repo.load(&id("x")));
+}
+
+mod execute_once {
+    use super::*;
+    use cqrs_runtime::repository::{DECISIONS_STREAM_TYPE, Once};
+    use cqrs_runtime::store::{Cursor, StoredEvent};
+    use uuid::Uuid;
+
+    fn once(command_id: Uuid) -> CommandMetadata {
+        CommandMetadata {
+            command_id,
+            ..CommandMetadata::new()
+        }
+    }
+
+    async fn log(store: &InMemoryEventStore) -> Vec<StoredEvent> {
+        let page = store.read_after(Cursor::START, 1000).await.unwrap();
+        page.into_iter().map(|(_, e)| e).collect()
+    }
+
+    #[tokio::test]
+    async fn a_command_takes_effect_once() {
+        let repo = repo();
+        open(&repo, "acc-1").await;
+        let id_ = Uuid::now_v7();
+        let deposit = || Deposit {
+            id: id("acc-1"),
+            amount: 5,
+        };
+        let first = repo.execute_once(deposit(), once(id_)).await.unwrap();
+        assert!(!first.already_applied());
+        let again = repo.execute_once(deposit(), once(id_)).await.unwrap();
+        assert!(matches!(
+            again,
+            Once::AlreadyApplied {
+                stream_version: 2,
+                ..
+            }
+        ));
+        assert_eq!(again.position(), first.position());
+        assert_eq!(repo.load(&id("acc-1")).await.unwrap().state.balance, 5);
+    }
+
+    #[tokio::test]
+    async fn a_rejection_is_the_answer_on_every_delivery() {
+        let repo = repo();
+        open(&repo, "acc-1").await;
+        let id_ = Uuid::now_v7();
+        let withdraw = || Withdraw {
+            id: id("acc-1"),
+            amount: 50,
+        };
+        let first = repo.execute_once(withdraw(), once(id_)).await;
+        let rejected = AccountError::InsufficientFunds {
+            balance: 0,
+            requested: 50,
+        };
+        assert!(matches!(&first, Err(CommandError::Rejected(e)) if *e == rejected));
+
+        // The account could pay now; the command is still answered as it was decided.
+        repo.execute(Deposit {
+            id: id("acc-1"),
+            amount: 100,
+        })
+        .await
+        .unwrap();
+        let again = repo.execute_once(withdraw(), once(id_)).await;
+        assert!(
+            matches!(&again, Err(CommandError::Rejected(e)) if *e == rejected),
+            "{again:?}"
+        );
+        assert_eq!(repo.load(&id("acc-1")).await.unwrap().state.balance, 100);
+
+        // One record of the decision, in its own stream, under the command's first event id.
+        let records: Vec<_> = log(repo.store())
+            .await
+            .into_iter()
+            .filter(|e| e.stream_type == DECISIONS_STREAM_TYPE)
+            .collect();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].stream_id, id_.to_string());
+        assert_eq!(
+            records[0].event_id,
+            cqrs_runtime::repository::event_id(id_, 0)
+        );
+        let record: serde_json::Value = serde_json::from_slice(&records[0].payload).unwrap();
+        assert_eq!(record["outcome"], "rejected");
+        assert_eq!(record["version"], 1);
+        assert_eq!(record["stream_id"], "acc-1");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_of_the_creation_policy_is_the_answer_on_every_delivery() {
+        let repo = repo();
+        let id_ = Uuid::now_v7();
+        let deposit = || Deposit {
+            id: id("acc-9"),
+            amount: 1,
+        };
+        let first = repo.execute_once(deposit(), once(id_)).await;
+        assert!(
+            matches!(first, Err(CommandError::NotFound { .. })),
+            "{first:?}"
+        );
+        open(&repo, "acc-9").await;
+        let again = repo.execute_once(deposit(), once(id_)).await;
+        assert!(
+            matches!(again, Err(CommandError::NotFound { .. })),
+            "{again:?}"
+        );
+        assert_eq!(repo.load(&id("acc-9")).await.unwrap().state.balance, 0);
+    }
+
+    #[tokio::test]
+    async fn a_decision_of_no_event_is_kept() {
+        let repo = repo();
+        open(&repo, "acc-1").await;
+        let id_ = Uuid::now_v7();
+        let ping = || Ping { id: id("acc-1") };
+        let first = repo.execute_once(ping(), once(id_)).await.unwrap();
+        assert!(matches!(&first, Once::Committed(c) if c.events.is_empty()));
+        assert_eq!(first.position(), None);
+        let again = repo.execute_once(ping(), once(id_)).await.unwrap();
+        assert!(
+            matches!(again, Once::AlreadyDecided { version: 1 }),
+            "{again:?}"
+        );
+        assert!(again.already_applied());
+        assert_eq!(again.position(), None);
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_decides_differently_on_the_same_state_is_reported() {
+        let store = InMemoryEventStore::new();
+        let limited: Repo = Repository::with_services(
+            store.clone(),
+            AccountServices {
+                deposit_limit: Some(5),
+            },
+        );
+        open(&limited, "acc-1").await;
+        let id_ = Uuid::now_v7();
+        let deposit = || Deposit {
+            id: id("acc-1"),
+            amount: 10,
+        };
+        let first = limited.execute_once(deposit(), once(id_)).await;
+        assert!(matches!(
+            first,
+            Err(CommandError::Rejected(AccountError::OverLimit { .. }))
+        ));
+
+        // The same command, the same state, other services: the handler now accepts.
+        let unlimited: Repo = Repository::new(store);
+        let again = unlimited.execute_once(deposit(), once(id_)).await;
+        match again {
+            Err(CommandError::NotReproducible {
+                command_id,
+                stream_id,
+                version,
+                ..
+            }) => assert_eq!((command_id, stream_id.as_str(), version), (id_, "acc-1", 1)),
+            other => panic!("expected NotReproducible, got {other:?}"),
+        }
+        assert_eq!(unlimited.load(&id("acc-1")).await.unwrap().state.balance, 0);
+    }
+}
+
+mod temporal {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn an_aggregate_as_it_was_at_a_version_and_at_a_time() {
+        let repo = repo();
+        let before = chrono::Utc::now();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        open(&repo, "acc-1").await;
+        let mut times = Vec::new();
+        for amount in [10, 20, 30] {
+            repo.execute(Deposit {
+                id: id("acc-1"),
+                amount,
+            })
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            times.push(chrono::Utc::now());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+
+        let acc = id("acc-1");
+        let at = |v| repo.load_at(&acc, v);
+        assert_eq!(at(0).await.unwrap().version, 0);
+        assert_eq!(at(1).await.unwrap().state.balance, 0);
+        assert_eq!(at(1).await.unwrap().state.owner.as_deref(), Some("ada"));
+        assert_eq!(at(3).await.unwrap().state.balance, 30);
+        let beyond = at(99).await.unwrap();
+        assert_eq!((beyond.version, beyond.state.balance), (4, 60));
+        assert_eq!(beyond, repo.load(&id("acc-1")).await.unwrap());
+
+        let as_of = |t| repo.load_as_of(&acc, t);
+        let empty = as_of(before).await.unwrap();
+        assert_eq!((empty.version, empty.state.owner), (0, None));
+        let balances: Vec<_> = [times[0], times[1], times[2]]
+            .into_iter()
+            .map(as_of)
+            .collect();
+        let mut seen = Vec::new();
+        for loaded in balances {
+            let loaded = loaded.await.unwrap();
+            seen.push((loaded.version, loaded.state.balance));
+        }
+        assert_eq!(seen, [(2, 10), (3, 30), (4, 60)]);
+
+        // A stream that does not exist is empty at every version and time.
+        let none = repo.load_at(&id("nobody"), 5).await.unwrap();
+        assert_eq!(none.version, 0);
+    }
 }

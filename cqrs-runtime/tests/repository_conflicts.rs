@@ -10,10 +10,11 @@ use std::time::Duration;
 use common::*;
 use cqrs_runtime::envelope::Metadata;
 use cqrs_runtime::error::CommandError;
+use cqrs_runtime::memory::InMemoryEventStore;
 use cqrs_runtime::repository::{Repository, RetryPolicy};
 use cqrs_runtime::store::{
-    AppendOutcome, EventStore, ExpectedVersion, InMemoryEventStore, NewEvent, StoreError,
-    StoredEvent,
+    AppendOutcome, Cursor, EventFilter, EventStore, ExpectedVersion, NewEvent, ReadBatch,
+    StoreError, StoredEvent, StreamEventRef,
 };
 
 /// A store that lets another writer slip in one event right before the next `n` appends.
@@ -55,15 +56,44 @@ impl EventStore for Interfering {
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
         self.inner.read_stream(stream_type, stream_id, from_version)
     }
-    fn read_all(
+    fn replay_stream<F>(
         &self,
-        after_position: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        self.inner.read_all(after_position, limit)
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        visit: F,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        self.inner
+            .replay_stream(stream_type, stream_id, from_version, visit)
     }
-    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.inner.head_position()
+    fn read_after(
+        &self,
+        after: Cursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(Cursor, StoredEvent)>, StoreError>> + Send {
+        self.inner.read_after(after, limit)
+    }
+
+    fn read_filtered(
+        &self,
+        after: Cursor,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> impl Future<Output = Result<ReadBatch, StoreError>> + Send {
+        self.inner.read_filtered(after, limit, filter)
+    }
+    fn head(&self) -> impl Future<Output = Result<Cursor, StoreError>> + Send {
+        self.inner.head()
+    }
+
+    fn read_event(
+        &self,
+        event_id: uuid::Uuid,
+    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send {
+        self.inner.read_event(event_id)
     }
 }
 
@@ -121,7 +151,7 @@ async fn a_conflict_without_retry_is_a_typed_error() {
 async fn retry_reloads_and_redecides() {
     let repo = interfering_repo(2)
         .await
-        .with_retry(RetryPolicy::attempts(3).with_backoff(Duration::ZERO, Duration::ZERO));
+        .retry(RetryPolicy::attempts(3).with_backoff(Duration::ZERO, Duration::ZERO));
     let committed = repo
         .execute(Deposit {
             id: id("acc-1"),
@@ -134,9 +164,7 @@ async fn retry_reloads_and_redecides() {
     assert_eq!(committed.events[0].stream_version, 4);
     assert_eq!(committed.state.balance, 7);
 
-    let repo = interfering_repo(3)
-        .await
-        .with_retry(RetryPolicy::attempts(3));
+    let repo = interfering_repo(3).await.retry(RetryPolicy::attempts(3));
     let err = repo
         .execute(Deposit {
             id: id("acc-1"),
@@ -187,7 +215,7 @@ async fn concurrent_commands_with_retry_all_commit() {
     const TASKS: u64 = 24;
     // A conflict means another task committed after this one loaded: with one event per
     // task, no task can lose more than TASKS - 1 times.
-    let repo = Arc::new(repo().with_retry(RetryPolicy::attempts(TASKS as u32)));
+    let repo = Arc::new(repo().retry(RetryPolicy::attempts(TASKS as u32)));
     open(&repo, "hot").await;
     let (ok, conflicts) = hammer(Arc::clone(&repo), TASKS).await;
     assert_eq!((ok, conflicts), (TASKS, 0));

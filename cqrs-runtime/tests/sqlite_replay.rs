@@ -4,16 +4,14 @@
 #![cfg(feature = "sqlite")]
 
 use cqrs_runtime::Metadata;
-use cqrs_runtime::store::{EventStore, ExpectedVersion, NewEvent, SqliteEventStore};
+use cqrs_runtime::sqlite::SqliteEventStore;
+use cqrs_runtime::store::{EventStore, ExpectedVersion, NewEvent};
 
 const EVENTS: u64 = 4_500; // more than two chunks of 2,048
 
 async fn replay_matches_read(store: &SqliteEventStore) {
     for from in [0, 1, 2_048, 2_049, 4_500, 4_501] {
-        let read = store
-            .read_stream_events("thing", "a", from)
-            .await
-            .expect("read");
+        let read = store.read_stream("thing", "a", from).await.expect("read");
         let mut seen = Vec::new();
         store
             .replay_stream("thing", "a", from, |e| {
@@ -87,7 +85,25 @@ async fn chunked_replay_on_a_current_thread_runtime() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_replay_on_a_multi_thread_runtime() {
+async fn direct_replay_on_a_worker_thread() {
+    let (dir, store) = filled_store().await;
+    // The test's own future runs in `block_on`, not on a worker: spawn onto one.
+    let worker = tokio::spawn(async move {
+        let name = std::thread::current().name().map(str::to_owned);
+        assert!(
+            name.as_deref()
+                .is_some_and(|n| n.starts_with("tokio-r") && n.ends_with("worker")),
+            "the replay runs on a worker thread, not {name:?}"
+        );
+        replay_matches_read(&store).await;
+        store
+    });
+    drop(worker.await.expect("worker task"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_replay_in_block_on_of_a_multi_thread_runtime() {
     let (dir, store) = filled_store().await;
     replay_matches_read(&store).await;
     drop(store);

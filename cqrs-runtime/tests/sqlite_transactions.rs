@@ -5,11 +5,9 @@
 use std::path::PathBuf;
 
 use cqrs_runtime::Metadata;
-use cqrs_runtime::store::sqlite::rusqlite;
-use cqrs_runtime::store::{
-    EventStore, ExpectedVersion, NewEvent, SqliteEventStore, StoreError, TransactionError,
-    TransactionOutcome,
-};
+use cqrs_runtime::sqlite::rusqlite;
+use cqrs_runtime::sqlite::{SqliteEventStore, TransactionError, TransactionOutcome};
+use cqrs_runtime::store::{EventStore, ExpectedVersion, NewEvent, StoreError};
 
 fn event(n: u64) -> NewEvent {
     NewEvent::new(

@@ -59,7 +59,11 @@ fn sync_rejections_and_policies() {
     Kit::given_no_previous_events()
         .when(deposit(1))
         .then_expect_not_found()
-        .then_expect_error_message("account acc-1 not found");
+        .then_expect_error_message(
+            "account acc-1 not found: the handler of `Deposit` needs an existing account \
+             (creation policy `existing`, the default); write `#[command(create)]` on a handler \
+             that creates it, or `#[command(any)]` to accept both",
+        );
     Kit::given([opened("ada")])
         .when(open_cmd())
         .then_expect_already_exists();

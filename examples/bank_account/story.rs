@@ -8,9 +8,13 @@ use std::io::Write;
 
 use std::time::Duration;
 
+use cqrs_runtime::memory::InMemoryLeases;
 use cqrs_runtime::prelude::*;
 use cqrs_runtime::projection::EventMeta;
-use cqrs_runtime::store::{AppendOutcome, InMemoryLeases, NewEvent, StoreError, StoredEvent};
+use cqrs_runtime::store::{
+    AppendOutcome, Cursor, EventFilter, NewEvent, ReadBatch, StoreError, StoredEvent,
+    StreamEventRef,
+};
 
 use super::domain::*;
 
@@ -165,7 +169,7 @@ where
         outcome(&first),
         outcome(&second)
     )?;
-    let with_retry = Repository::<BankAccount, _>::new(laggy).with_retry(RetryPolicy::attempts(3));
+    let with_retry = Repository::<BankAccount, _>::new(laggy).retry(RetryPolicy::attempts(3));
     let (first, second) = tokio::join!(
         with_retry.execute(Deposit {
             account: alice.clone(),
@@ -190,7 +194,7 @@ where
     )?;
 
     writeln!(out, "== Read models (projections, followed live)")?;
-    let head = store.head_position().await?;
+    let head = store.head().await?.position;
     let models = ReadModels::follow(&store).await?;
     for (id, details) in models.details.query(AllAccounts) {
         writeln!(
@@ -248,7 +252,7 @@ pub struct AccountDirectory {
 #[projection(name = "account_details", events = AccountEvent)]
 impl AccountDirectory {
     #[on]
-    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta) {
+    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta<'_>) {
         let details = AccountDetails {
             owner: e.owner.clone(),
             balance: e.initial_balance,
@@ -258,17 +262,17 @@ impl AccountDirectory {
     }
 
     #[on]
-    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) {
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta<'_>) {
         self.set_balance(meta.stream_id, e.balance_after);
     }
 
     #[on]
-    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta) {
+    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta<'_>) {
         self.set_balance(meta.stream_id, e.balance_after);
     }
 
     #[on]
-    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta) {
+    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta<'_>) {
         if let Some(account) = self.accounts.get_mut(meta.stream_id) {
             account.closed = true;
         }
@@ -309,19 +313,19 @@ pub struct Balances {
 #[projection(name = "balances", events = AccountEvent, ignore(AccountClosed))]
 impl Balances {
     #[on]
-    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta) {
+    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta<'_>) {
         self.balances
             .insert(meta.stream_id.to_owned(), e.initial_balance);
     }
 
     #[on]
-    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) {
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta<'_>) {
         self.balances
             .insert(meta.stream_id.to_owned(), e.balance_after);
     }
 
     #[on]
-    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta) {
+    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta<'_>) {
         self.balances
             .insert(meta.stream_id.to_owned(), e.balance_after);
     }
@@ -353,7 +357,7 @@ pub struct Portfolios {
 #[projection(name = "owner_portfolio", events = AccountEvent)]
 impl Portfolios {
     #[on]
-    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta) {
+    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta<'_>) {
         let id = meta.stream_id.to_owned();
         self.owner_of.insert(id.clone(), e.owner.clone());
         self.open
@@ -363,17 +367,17 @@ impl Portfolios {
     }
 
     #[on]
-    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) {
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta<'_>) {
         self.set_balance(meta.stream_id, e.balance_after);
     }
 
     #[on]
-    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta) {
+    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta<'_>) {
         self.set_balance(meta.stream_id, e.balance_after);
     }
 
     #[on]
-    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta) {
+    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta<'_>) {
         if let Some(owner) = self.owner_of.get(meta.stream_id)
             && let Some(accounts) = self.open.get_mut(owner)
         {
@@ -413,7 +417,7 @@ impl ReadModels {
     /// Starts one live runner per projection, waits until each has processed the store's head
     /// (read-your-writes), and stops them.
     pub async fn follow<S: EventStore + Clone>(store: &S) -> Result<Self, Box<dyn Error>> {
-        let head = store.head_position().await?;
+        let head = store.head().await?.position;
         let leases = InMemoryLeases::new();
         let models = ReadModels {
             details: InMemoryReadModel::new(),
@@ -484,15 +488,45 @@ impl<S: EventStore> EventStore for Laggy<S> {
         self.0.read_stream(stream_type, stream_id, from_version)
     }
 
-    fn read_all(
+    fn replay_stream<F>(
         &self,
-        after_position: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
-        self.0.read_all(after_position, limit)
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        visit: F,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send
+    where
+        F: FnMut(StreamEventRef<'_>) -> bool + Send,
+    {
+        self.0
+            .replay_stream(stream_type, stream_id, from_version, visit)
     }
 
-    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.0.head_position()
+    fn read_after(
+        &self,
+        after: Cursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(Cursor, StoredEvent)>, StoreError>> + Send {
+        self.0.read_after(after, limit)
+    }
+
+    fn read_filtered(
+        &self,
+        after: Cursor,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> impl Future<Output = Result<ReadBatch, StoreError>> + Send {
+        self.0.read_filtered(after, limit, filter)
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Cursor, StoreError>> + Send {
+        self.0.head()
+    }
+
+    fn read_event(
+        &self,
+        event_id: uuid::Uuid,
+    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send {
+        self.0.read_event(event_id)
     }
 }

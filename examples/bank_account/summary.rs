@@ -6,8 +6,10 @@ use std::error::Error;
 use std::io::Write;
 
 use cqrs_runtime::prelude::*;
-use cqrs_runtime::projection::{EventMeta, ProjectionRunner, ReadModelStore};
-use cqrs_runtime::store::{LeaseStore, SqlModelStore, SqlProjection, SqlValue, SqlWrites};
+use cqrs_runtime::projection::{
+    EventMeta, ProjectionRunner, ReadModel, SqlProjection, SqlReadModel,
+};
+use cqrs_runtime::store::{LeaseStore, SqlBackend, SqlBatch, SqlValue};
 
 use super::domain::*;
 use super::story;
@@ -16,10 +18,10 @@ use super::story;
 #[derive(Debug, Default)]
 pub struct AccountSummary;
 
-#[projection(name = "account_summary", events = AccountEvent, transaction = SqlWrites)]
+#[projection(name = "account_summary", events = AccountEvent, transaction = SqlBatch)]
 impl AccountSummary {
     #[on]
-    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta, db: &mut SqlWrites) {
+    fn opened(&mut self, e: &AccountOpened, meta: &EventMeta<'_>, db: &mut SqlBatch) {
         db.execute(
             "INSERT INTO account_summary (account, owner, balance, closed) VALUES ($1, $2, $3, $4)",
             [
@@ -32,17 +34,17 @@ impl AccountSummary {
     }
 
     #[on]
-    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta, db: &mut SqlWrites) {
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta<'_>, db: &mut SqlBatch) {
         set_balance(db, meta.stream_id, e.balance_after);
     }
 
     #[on]
-    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta, db: &mut SqlWrites) {
+    fn withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta<'_>, db: &mut SqlBatch) {
         set_balance(db, meta.stream_id, e.balance_after);
     }
 
     #[on]
-    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta, db: &mut SqlWrites) {
+    fn closed(&mut self, _: &AccountClosed, meta: &EventMeta<'_>, db: &mut SqlBatch) {
         db.execute(
             "UPDATE account_summary SET closed = $2 WHERE account = $1",
             [meta.stream_id.into(), true.into()],
@@ -50,7 +52,7 @@ impl AccountSummary {
     }
 }
 
-fn set_balance(db: &mut SqlWrites, account: &str, balance: Cents) {
+fn set_balance(db: &mut SqlBatch, account: &str, balance: Cents) {
     db.execute(
         "UPDATE account_summary SET balance = $2 WHERE account = $1",
         [account.into(), balance.into()],
@@ -58,7 +60,7 @@ fn set_balance(db: &mut SqlWrites, account: &str, balance: Cents) {
 }
 
 impl SqlProjection for AccountSummary {
-    fn create_tables(db: &mut SqlWrites) {
+    fn create_tables(db: &mut SqlBatch) {
         db.execute(
             "CREATE TABLE IF NOT EXISTS account_summary (account TEXT PRIMARY KEY, \
              owner TEXT NOT NULL, balance BIGINT NOT NULL, closed BOOLEAN NOT NULL)",
@@ -66,7 +68,7 @@ impl SqlProjection for AccountSummary {
         );
     }
 
-    fn clear_tables(db: &mut SqlWrites) {
+    fn clear_tables(db: &mut SqlBatch) {
         db.execute("DELETE FROM account_summary", []);
     }
 }
@@ -104,25 +106,28 @@ impl std::fmt::Display for CaughtUp {
 pub async fn catch_up<S, M, L>(store: &S, model: &M, leases: L) -> Result<CaughtUp, Box<dyn Error>>
 where
     S: EventStore + Clone,
-    M: ReadModelStore<AccountSummary> + Clone,
+    M: ReadModel<Projection = AccountSummary> + Clone,
     L: LeaseStore,
 {
-    let before = model.load_checkpoint().await?;
+    let before = ReadModel::checkpoint(model).await?;
     let processed = ProjectionRunner::new(store.clone(), model.clone())
         .with_leases(leases)
         .catch_up()
         .await?;
-    let after = model.load_checkpoint().await?;
+    let after = ReadModel::checkpoint(model).await?;
     Ok(CaughtUp {
-        resumed_at: before.map(|c| c.cursor.position),
+        // A checkpoint at the start (claimed, nothing committed yet) resumes nothing.
+        resumed_at: before
+            .map(|c| c.cursor.position)
+            .filter(|&position| position > 0),
         processed,
         position: after.map_or(0, |c| c.cursor.position),
     })
 }
 
 /// How many times the story already ran: the summary's `acc-alice` accounts of each run.
-pub async fn earlier_runs<M: SqlModelStore<AccountSummary>>(
-    model: &M,
+pub async fn earlier_runs<B: SqlBackend>(
+    model: &SqlReadModel<AccountSummary, B>,
 ) -> Result<u64, Box<dyn Error>> {
     let rows = model
         .fetch_all(
@@ -137,8 +142,8 @@ pub async fn earlier_runs<M: SqlModelStore<AccountSummary>>(
 }
 
 /// Accounts, closed accounts and the total balance of the open ones.
-pub async fn totals<M: SqlModelStore<AccountSummary>>(
-    model: &M,
+pub async fn totals<B: SqlBackend>(
+    model: &SqlReadModel<AccountSummary, B>,
 ) -> Result<(i64, i64, i64), Box<dyn Error>> {
     let rows = model
         .fetch_all(
@@ -158,15 +163,15 @@ pub async fn totals<M: SqlModelStore<AccountSummary>>(
 /// One run of the example on a durable store: catches the summary up from its checkpoint,
 /// counts the earlier runs in it, runs the story once more, and catches the summary up again.
 /// Returns the two catch-ups.
-pub async fn run_durable<S, M, L>(
+pub async fn run_durable<S, B, L>(
     store: S,
-    summary: &M,
+    summary: &SqlReadModel<AccountSummary, B>,
     leases: L,
     out: &mut dyn Write,
 ) -> Result<[CaughtUp; 2], Box<dyn Error>>
 where
     S: EventStore + Clone,
-    M: SqlModelStore<AccountSummary> + Clone,
+    B: SqlBackend,
     L: LeaseStore + Clone,
 {
     let before = catch_up(&store, summary, leases.clone()).await?;
@@ -175,7 +180,7 @@ where
     writeln!(
         out,
         "  {runs} earlier run(s), log head at position {}; this is run {}",
-        store.head_position().await?,
+        store.head().await?.position,
         runs + 1
     )?;
     story::run_numbered(store.clone(), out, runs + 1).await?;

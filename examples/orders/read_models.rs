@@ -37,13 +37,13 @@ pub struct OrdersByCustomer {
 #[projection(name = "orders_by_customer", events = [CustomerEvent, OrderEvent])]
 impl OrdersByCustomer {
     #[on]
-    fn registered(&mut self, e: &CustomerRegistered, meta: &EventMeta) {
+    fn registered(&mut self, e: &CustomerRegistered, meta: &EventMeta<'_>) {
         let entry = self.customers.entry(meta.stream_id.to_owned()).or_default();
         entry.name = e.name.clone();
     }
 
     #[on]
-    fn placed(&mut self, e: &OrderPlaced, meta: &EventMeta) {
+    fn placed(&mut self, e: &OrderPlaced, meta: &EventMeta<'_>) {
         self.customer_of
             .insert(meta.stream_id.to_owned(), e.customer.clone());
         let history = self.customers.entry(e.customer.clone()).or_default();
@@ -55,12 +55,12 @@ impl OrdersByCustomer {
     }
 
     #[on]
-    fn shipped(&mut self, _: &OrderShipped, meta: &EventMeta) {
+    fn shipped(&mut self, _: &OrderShipped, meta: &EventMeta<'_>) {
         self.set_status(meta.stream_id, Status::Shipped);
     }
 
     #[on]
-    fn cancelled(&mut self, _: &OrderCancelled, meta: &EventMeta) {
+    fn cancelled(&mut self, _: &OrderCancelled, meta: &EventMeta<'_>) {
         self.set_status(meta.stream_id, Status::Cancelled);
     }
 
@@ -105,7 +105,7 @@ pub struct RevenueDashboard {
 #[projection(name = "revenue_dashboard", events = OrderEvent)]
 impl RevenueDashboard {
     #[on]
-    fn placed(&mut self, e: &OrderPlaced, meta: &EventMeta) {
+    fn placed(&mut self, e: &OrderPlaced, meta: &EventMeta<'_>) {
         self.revenue.orders += 1;
         self.revenue.booked += e.total();
         for line in &e.lines {
@@ -116,14 +116,14 @@ impl RevenueDashboard {
     }
 
     #[on]
-    fn shipped(&mut self, _: &OrderShipped, meta: &EventMeta) {
+    fn shipped(&mut self, _: &OrderShipped, meta: &EventMeta<'_>) {
         if let Some(order) = self.orders.get(meta.stream_id) {
             self.revenue.shipped += order.total();
         }
     }
 
     #[on]
-    fn cancelled(&mut self, _: &OrderCancelled, meta: &EventMeta) {
+    fn cancelled(&mut self, _: &OrderCancelled, meta: &EventMeta<'_>) {
         let Some(order) = self.orders.get(meta.stream_id) else {
             return;
         };
@@ -177,20 +177,20 @@ pub struct InventoryStatus {
 #[projection(name = "inventory_status", events = [ProductEvent, OrderEvent])]
 impl InventoryStatus {
     #[on]
-    fn added(&mut self, e: &ProductAdded, meta: &EventMeta) {
+    fn added(&mut self, e: &ProductAdded, meta: &EventMeta<'_>) {
         let level = self.stock.entry(meta.stream_id.to_owned()).or_default();
         level.name = e.name.clone();
         level.on_hand += i64::from(e.stock);
     }
 
     #[on]
-    fn restocked(&mut self, e: &ProductRestocked, meta: &EventMeta) {
+    fn restocked(&mut self, e: &ProductRestocked, meta: &EventMeta<'_>) {
         let level = self.stock.entry(meta.stream_id.to_owned()).or_default();
         level.on_hand += i64::from(e.quantity);
     }
 
     #[on]
-    fn placed(&mut self, e: &OrderPlaced, meta: &EventMeta) {
+    fn placed(&mut self, e: &OrderPlaced, meta: &EventMeta<'_>) {
         for line in &e.lines {
             self.stock.entry(line.sku.clone()).or_default().reserved += i64::from(line.quantity);
         }
@@ -199,7 +199,7 @@ impl InventoryStatus {
     }
 
     #[on]
-    fn shipped(&mut self, _: &OrderShipped, meta: &EventMeta) {
+    fn shipped(&mut self, _: &OrderShipped, meta: &EventMeta<'_>) {
         for line in self.open_orders.remove(meta.stream_id).unwrap_or_default() {
             let level = self.stock.entry(line.sku).or_default();
             level.reserved -= i64::from(line.quantity);
@@ -208,7 +208,7 @@ impl InventoryStatus {
     }
 
     #[on]
-    fn cancelled(&mut self, _: &OrderCancelled, meta: &EventMeta) {
+    fn cancelled(&mut self, _: &OrderCancelled, meta: &EventMeta<'_>) {
         for line in self.open_orders.remove(meta.stream_id).unwrap_or_default() {
             self.stock.entry(line.sku).or_default().reserved -= i64::from(line.quantity);
         }

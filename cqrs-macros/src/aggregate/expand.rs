@@ -40,9 +40,9 @@ fn command_enum(model: &AggregateModel<'_>) -> TokenStream {
         quote!(#self_ty)
     );
     let variants = model.commands.iter().map(|h| {
-        let (variant, ty) = (&h.variant, h.command_ty);
+        let (variant, ty, cfgs) = (&h.variant, h.command_ty, &h.cfgs);
         let doc = format!("Handled by `{}`.", h.method.sig.ident);
-        quote!(#[doc = #doc] #variant(#ty))
+        quote!(#(#cfgs)* #[doc = #doc] #variant(#ty))
     });
     quote! {
         #[doc = #doc]
@@ -60,9 +60,12 @@ fn command_enum_impls(model: &AggregateModel<'_>, private: &proc_macro2::Ident) 
     let name = &model.command_enum;
     let self_ty = &model.block.self_ty;
     let variants: Vec<_> = model.commands.iter().map(|h| &h.variant).collect();
+    let tys: Vec<_> = model.commands.iter().map(|h| h.command_ty).collect();
+    let cfgs: Vec<_> = model.commands.iter().map(|h| cfg_tokens(&h.cfgs)).collect();
     let froms = model.commands.iter().map(|h| {
-        let (variant, ty) = (&h.variant, h.command_ty);
+        let (variant, ty, cfgs) = (&h.variant, h.command_ty, &h.cfgs);
         quote! {
+            #(#cfgs)*
             impl #private::From<#ty> for #name {
                 #[inline]
                 fn from(command: #ty) -> Self {
@@ -75,8 +78,8 @@ fn command_enum_impls(model: &AggregateModel<'_>, private: &proc_macro2::Ident) 
         (quote!(match *self {}), quote!(match *self {}))
     } else {
         (
-            quote!(match self { #(Self::#variants(__c) => #private::Command::command_name(__c),)* }),
-            quote!(match self { #(Self::#variants(__c) => #private::Command::aggregate_id(__c),)* }),
+            quote!(match self { #(#cfgs Self::#variants(__c) => <#tys as #private::CommandOf<#self_ty>>::name_of(__c),)* }),
+            quote!(match self { #(#cfgs Self::#variants(__c) => <#tys as #private::CommandOf<#self_ty>>::id_of(__c),)* }),
         )
     };
     quote! {
@@ -102,17 +105,20 @@ fn handler_impls(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> To
     let events = &model.required.events;
     let mut out = TokenStream::new();
     for h in &model.commands {
-        let ty = h.command_ty;
+        let (ty, cfgs) = (h.command_ty, &h.cfgs);
         out.extend(quote! {
+            #(#cfgs)*
             impl #private::Handles<#ty> for #self_ty {}
         });
     }
     for h in &model.applies {
-        let (ty, method) = (h.event_ty, &h.method.sig.ident);
+        let (ty, method, cfgs) = (h.event_ty, &h.method.sig.ident, &h.cfgs);
         // An `#[apply]` for an event outside the enum is an error on the handler's event type.
         let at = paths::private_at(model.args.krate.as_ref(), ty.span());
-        let member_check = quote_spanned!(ty.span()=> #at::assert_event_of::<#events, #ty>(););
+        let enum_at_ty = paths::respan(quote!(#events), ty.span());
+        let member_check = quote_spanned!(ty.span()=> <#enum_at_ty as #at::Holds<#ty>>::holds(););
         out.extend(quote! {
+            #(#cfgs)*
             impl #private::Apply<#ty> for #self_ty {
                 #[inline]
                 fn apply_event(&mut self, __event: &#ty) {
@@ -168,29 +174,35 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> T
         let decision =
             quote_spanned!(output.span()=> #at::HandlerOutput::<Self>::into_decision(#call));
         let at = paths::private_at(krate, ty.span());
-        let command_check = quote_spanned!(ty.span()=> #at::assert_command_of::<Self, #ty>(););
-        quote!(#enum_name::#variant(__command) => { #command_check #decision })
+        let command_check =
+            quote_spanned!(ty.span()=> <#ty as #at::CommandOf<Self>>::command_of(););
+        let cfgs = &h.cfgs;
+        quote!(#(#cfgs)* #enum_name::#variant(__command) => { #command_check #decision })
     });
-    // One arm per policy, its commands joined with `|`: most aggregates use one or two.
-    let policies = [Policy::Create, Policy::Existing, Policy::Any]
-        .into_iter()
-        .filter_map(|policy| {
-            let variants: Vec<_> = model
-                .commands
-                .iter()
-                .filter(|h| h.policy == policy)
-                .map(|h| &h.variant)
-                .collect();
-            if variants.is_empty() {
-                return None;
-            }
-            let policy = match policy {
-                Policy::Create => quote!(Create),
-                Policy::Existing => quote!(Existing),
-                Policy::Any => quote!(Any),
-            };
-            Some(quote!(#(#enum_name::#variants(_))|* => #private::CreationPolicy::#policy))
-        });
+    // One arm per policy, its commands joined with `|` (most aggregates use one or two); a
+    // handler under `#[cfg(...)]` gets an arm of its own, which carries the attributes.
+    let mut policies = Vec::new();
+    for policy in [Policy::Create, Policy::Existing, Policy::Any] {
+        let name = match policy {
+            Policy::Create => quote!(Create),
+            Policy::Existing => quote!(Existing),
+            Policy::Any => quote!(Any),
+        };
+        let (plain, gated): (Vec<_>, Vec<_>) = model
+            .commands
+            .iter()
+            .filter(|h| h.policy == policy)
+            .partition(|h| h.cfgs.is_empty());
+        let plain: Vec<_> = plain.iter().map(|h| &h.variant).collect();
+        if !plain.is_empty() {
+            policies.push(quote!(#(#enum_name::#plain(_))|* => #private::CreationPolicy::#name));
+        }
+        for h in gated {
+            let (variant, cfgs) = (&h.variant, &h.cfgs);
+            policies
+                .push(quote!(#(#cfgs)* #enum_name::#variant(_) => #private::CreationPolicy::#name));
+        }
+    }
     let (handle_body, policy_body) = if model.commands.is_empty() {
         (quote!(match __command {}), quote!(match *__command {}))
     } else {
@@ -201,10 +213,13 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> T
     };
     // Sync handlers decide right away into a ready future (no state machine to poll); only an
     // aggregate with an `async` handler builds an `async` block.
-    let decide = if model
-        .commands
-        .iter()
-        .any(|h| h.method.sig.asyncness.is_some())
+    // Without commands, an `async` block too: a ready future made from `match __command {}`
+    // would be an unreachable call.
+    let decide = if model.commands.is_empty()
+        || model
+            .commands
+            .iter()
+            .any(|h| h.method.sig.asyncness.is_some())
     {
         quote!(async move {
             let _ = __services;
@@ -216,7 +231,10 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> T
             #handle_body
         }))
     };
+    let source = projection_source(self_ty, events, stream_type, private);
     quote! {
+        #source
+
         #[automatically_derived]
         impl #private::Aggregate for #self_ty {
             #associated
@@ -243,6 +261,11 @@ fn aggregate_impl(model: &AggregateModel<'_>, private: &proc_macro2::Ident) -> T
     }
 }
 
+/// The `#[cfg(...)]` attributes as one token stream, for `quote!` repetitions.
+fn cfg_tokens(cfgs: &[&syn::Attribute]) -> TokenStream {
+    quote!(#(#cfgs)*)
+}
+
 /// The associated items shared by the real and the fallback `impl Aggregate`.
 fn associated_items(
     stream_type: &str,
@@ -255,6 +278,22 @@ fn associated_items(
         type Command = #command;
         type Error = #error;
         type Services = #services;
+    }
+}
+
+/// An aggregate as a projection's source (`#[projection(events = BankAccount)]`): its event
+/// enum, with its streams strict.
+fn projection_source(
+    self_ty: &impl quote::ToTokens,
+    events: &impl quote::ToTokens,
+    stream_type: &str,
+    private: &proc_macro2::Ident,
+) -> TokenStream {
+    quote! {
+        impl #private::ProjectionSource for #self_ty {
+            type Events = #events;
+            const STREAM_TYPE: #private::Option<&'static str> = #private::Some(#stream_type);
+        }
     }
 }
 
@@ -298,7 +337,16 @@ pub(super) fn fallback(input: &AggregateInput<'_>) -> TokenStream {
     let unknown = quote!(#private::Unknown);
     let or_unknown =
         |ty: &Option<syn::Type>| ty.as_ref().map_or_else(|| unknown.clone(), |t| quote!(#t));
-    let (events, error) = (or_unknown(&args.events), or_unknown(&args.error));
+    let events = match &args.events {
+        Some(events)
+            if super::model::is_plain_path(events)
+                && super::model::applied_events_type(events, &input.methods).is_none() =>
+        {
+            quote!(#events)
+        }
+        _ => unknown.clone(),
+    };
+    let error = or_unknown(&args.error);
     let id = args
         .id
         .as_ref()
@@ -315,7 +363,9 @@ pub(super) fn fallback(input: &AggregateInput<'_>) -> TokenStream {
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
         pub enum #enum_name {}
     });
+    let source = projection_source(&self_ty, &events, &stream_type, &private);
     out.extend(paths::wrap_in_const(args.krate.as_ref(), quote! {
+        #source
         impl #private::Command for #enum_name {
             type Aggregate = #self_ty;
             fn command_name(&self) -> &'static str { match *self {} }

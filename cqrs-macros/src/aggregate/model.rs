@@ -4,7 +4,7 @@
 use quote::format_ident;
 
 use super::parse::{AggregateArgs, AggregateInput, CommandOpts, MarkedMethod, Role};
-use crate::diag::{Errors, error_at, errors, repeated_types, type_to_string};
+use crate::diag::{Errors, error_at, errors, repeated_types_under_cfg, type_to_string};
 use crate::signature::{
     EventHandlerMessages, ImplPlacement, check_event_handler, check_inherent_impl, check_plain_fn,
     typed_args,
@@ -26,12 +26,16 @@ pub(super) struct CommandHandler<'a> {
     pub policy: Policy,
     pub takes_services: bool,
     pub output: &'a syn::Type,
+    /// The handler's `#[cfg(...)]` attributes, carried onto everything generated for it.
+    pub cfgs: Vec<&'a syn::Attribute>,
 }
 
 /// A validated `#[apply]` handler.
 pub(super) struct ApplyHandler<'a> {
     pub method: &'a syn::ImplItemFn,
     pub event_ty: &'a syn::Type,
+    /// The handler's `#[cfg(...)]` attributes.
+    pub cfgs: Vec<&'a syn::Attribute>,
 }
 
 /// The required `#[aggregate(...)]` arguments, all present.
@@ -84,6 +88,9 @@ impl<'a> AggregateModel<'a> {
         }
         check_one_handler_per_command(&commands, &mut errs);
         check_one_apply_per_event(&applies, &mut errs);
+        if let Some(args) = &args {
+            check_events_is_no_event(args, &input.methods, &mut errs);
+        }
         errs.finish()?;
         let (Some(args), Some(required), Some(block), Some(type_ident)) =
             (args, required, block, type_ident)
@@ -124,6 +131,10 @@ fn check_item_kind<'a>(input: &AggregateInput<'a>) -> darling::Result<&'a syn::I
 fn self_ident(block: &syn::ItemImpl) -> darling::Result<syn::Ident> {
     match &*block.self_ty {
         syn::Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
+            Some(segment) if !segment.arguments.is_none() => Err(error_at(
+                &segment.arguments,
+                "an aggregate cannot be generic: its stream type, events and command enum are fixed; write `#[aggregate]` on the `impl` of a type without type parameters (wrap the state in a struct if needed)",
+            )),
             Some(segment) => Ok(segment.ident.clone()),
             None => Err(error_at(
                 &block.self_ty,
@@ -171,11 +182,23 @@ fn check_args(args: &AggregateArgs) -> darling::Result<Required> {
         );
     }
     if let Some(name) = &args.name
-        && (name.is_empty() || name.chars().any(char::is_whitespace))
+        && !crate::diag::is_stored_name(name)
     {
         errs.push(error_at(
             &name.span(),
-            "the aggregate's `name` is its stream type, stored with every event: use a non-empty word such as `\"account\"`",
+            format!(
+                "the aggregate's `name` is its stream type, stored with every event, so it is one word: non-empty, without whitespace or control characters, such as `\"{}\"`",
+                crate::diag::suggested_name(name)
+            ),
+        ));
+    }
+    // Invariant: an aggregate has one stream, so `events` names one event enum.
+    if let Some(events) = &args.events
+        && !is_plain_path(events)
+    {
+        errs.push(error_at(
+            events,
+            "`events` names the aggregate's one event enum, such as `events = AccountEvent`: an aggregate's stream has one `#[derive(EventEnum)]` enum (a projection may list several)",
         ));
     }
     errs.finish()?;
@@ -190,6 +213,47 @@ fn check_args(args: &AggregateArgs) -> darling::Result<Required> {
             "internal: aggregate argument check lost an error",
         )),
     }
+}
+
+/// Invariant: `events` names the event enum, not one of its events. Caught where an
+/// `#[apply]` handler takes the type `events` names (which no event enum can be); any other
+/// wrong type is left to the compiler.
+fn check_events_is_no_event(args: &AggregateArgs, methods: &[MarkedMethod<'_>], errs: &mut Errors) {
+    if let Some(events) = &args.events
+        && let Some(handler) = applied_events_type(events, methods)
+    {
+        errs.push(error_at(
+            events,
+            format!(
+                "`{}` is an event (`{handler}` applies it), not an event enum: `events` names the aggregate's `#[derive(EventEnum)]` enum, whose variants hold the events, such as `events = AccountEvent`",
+                type_to_string(events)
+            ),
+        ));
+    }
+}
+
+/// The `#[apply]` handler that takes `&T` where `T` is `events`, if any.
+pub(super) fn applied_events_type<'a>(
+    events: &syn::Type,
+    methods: &[MarkedMethod<'a>],
+) -> Option<&'a syn::Ident> {
+    let events = type_to_string(events);
+    methods.iter().find_map(|m| {
+        if !matches!(m.role, Role::Apply(_)) {
+            return None;
+        }
+        match typed_args(&m.method.sig).first().map(|a| &*a.ty) {
+            Some(syn::Type::Reference(r)) if type_to_string(&r.elem) == events => {
+                Some(&m.method.sig.ident)
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Whether `ty` is a type path such as `AccountEvent` or `domain::AccountEvent<'static>`.
+pub(super) fn is_plain_path(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.qself.is_none())
 }
 
 /// Invariant: at most one creation policy per handler.
@@ -290,6 +354,7 @@ fn check_command<'a>(
             policy: Policy::Existing,
             takes_services,
             output,
+            cfgs: crate::diag::cfg_attrs(&marked.method.attrs),
         }),
         _ => Err(darling::Error::custom(
             "internal: command handler validation lost an error",
@@ -330,6 +395,7 @@ fn check_apply<'a>(marked: &MarkedMethod<'a>) -> darling::Result<ApplyHandler<'a
         Some(event_ty) => Ok(ApplyHandler {
             method: marked.method,
             event_ty,
+            cfgs: crate::diag::cfg_attrs(&marked.method.attrs),
         }),
         None => Err(darling::Error::custom(
             "internal: apply handler validation lost an error",
@@ -356,7 +422,7 @@ fn variant_name(ty: &syn::Type) -> darling::Result<syn::Ident> {
 
 /// Invariant: each command has exactly one handler (and one variant name in the command enum).
 fn check_one_handler_per_command(commands: &[CommandHandler<'_>], errs: &mut Errors) {
-    let repeated = repeated_types(commands, |h| h.command_ty);
+    let repeated = repeated_types_under_cfg(commands, |h| h.command_ty, |h| &h.cfgs);
     for (handler, first, ty) in &repeated {
         errs.push(error_at(
             handler.command_ty,
@@ -370,7 +436,10 @@ fn check_one_handler_per_command(commands: &[CommandHandler<'_>], errs: &mut Err
         if repeated.iter().any(|(h, _, _)| std::ptr::eq(*h, handler)) {
             continue;
         }
-        if let Some(first) = commands[..i].iter().find(|h| h.variant == handler.variant) {
+        if let Some(first) = commands[..i]
+            .iter()
+            .find(|h| h.variant == handler.variant && h.cfgs == handler.cfgs)
+        {
             errs.push(error_at(
                 handler.command_ty,
                 format!(
@@ -386,7 +455,7 @@ fn check_one_handler_per_command(commands: &[CommandHandler<'_>], errs: &mut Err
 
 /// Invariant: each event has exactly one `#[apply]` handler.
 fn check_one_apply_per_event(applies: &[ApplyHandler<'_>], errs: &mut Errors) {
-    for (handler, first, ty) in repeated_types(applies, |x| x.event_ty) {
+    for (handler, first, ty) in repeated_types_under_cfg(applies, |x| x.event_ty, |x| &x.cfgs) {
         errs.push(error_at(
             handler.event_ty,
             format!(

@@ -2,10 +2,10 @@
 
 use darling::FromMeta;
 use darling::ast::NestedMeta;
-use darling::util::{Flag, SpannedValue};
+use darling::util::SpannedValue;
 use proc_macro2::TokenStream;
 
-use crate::diag::error_at;
+use crate::diag::{Flag, error_at};
 
 /// `#[aggregate(name = "...", id = ..., events = ..., error = ..., services = ..., command_enum = ...)]`.
 ///

@@ -19,7 +19,7 @@ pub(super) fn expand(model: &CommandModel<'_>) -> TokenStream {
     let id_expr = quote_spanned!(id_ty.span()=> &self.#member);
     let at = paths::private_at(model.krate.as_ref(), aggregate.span());
     let handles_check = quote_spanned! {aggregate.span()=>
-        #at::assert_handles::<#aggregate, Self>();
+        <#aggregate as #at::Handles<Self>>::handles();
     };
     paths::wrap_in_const(
         model.krate.as_ref(),
@@ -37,7 +37,16 @@ pub(super) fn expand(model: &CommandModel<'_>) -> TokenStream {
                     #id_expr
                 }
             }
-            impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
+            impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {
+                #[inline]
+                fn name_of(&self) -> &'static str {
+                    <Self as #private::Command>::command_name(self)
+                }
+                #[inline]
+                fn id_of(&self) -> &<#aggregate as #private::Aggregate>::Id {
+                    <Self as #private::Command>::aggregate_id(self)
+                }
+            }
         },
     )
 }
@@ -46,6 +55,14 @@ pub(super) fn expand(model: &CommandModel<'_>) -> TokenStream {
 /// of the command elsewhere do not add errors of their own.
 pub(super) fn fallback(input: &CommandInput<'_>) -> TokenStream {
     let attrs = &input.readable;
+    if !input.item.generics.params.is_empty()
+        || attrs
+            .aggregate
+            .as_ref()
+            .is_some_and(|a| a.segments.iter().any(|s| !s.arguments.is_none()))
+    {
+        return TokenStream::new();
+    }
     let private = paths::private(attrs.krate.as_ref());
     let ident = &input.item.ident;
     let Some(aggregate) = &attrs.aggregate else {
@@ -56,7 +73,10 @@ pub(super) fn fallback(input: &CommandInput<'_>) -> TokenStream {
         return paths::wrap_in_const(
             attrs.krate.as_ref(),
             quote! {
-                impl<#(#params,)* __A> #private::CommandOf<__A> for #ident #ty_generics #where_clause {}
+                impl<#(#params,)* __A: #private::Aggregate> #private::CommandOf<__A> for #ident #ty_generics #where_clause {
+                    fn name_of(&self) -> &'static str { ::core::stringify!(#ident) }
+                    fn id_of(&self) -> &__A::Id { ::core::unimplemented!() }
+                }
             },
         );
     };
@@ -73,7 +93,10 @@ pub(super) fn fallback(input: &CommandInput<'_>) -> TokenStream {
                     ::core::unimplemented!()
                 }
             }
-            impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {}
+            impl #impl_generics #private::CommandOf<#aggregate> for #ident #ty_generics #where_clause {
+                fn name_of(&self) -> &'static str { ::core::stringify!(#ident) }
+                fn id_of(&self) -> &<#aggregate as #private::Aggregate>::Id { ::core::unimplemented!() }
+            }
         },
     )
 }

@@ -38,9 +38,14 @@ pub(super) struct CommandModel<'a> {
 
 impl<'a> CommandInput<'a> {
     pub fn from_input(item: &'a syn::DeriveInput) -> Self {
+        // `aggregate = Bag<u32>` is no expression, so the attribute does not parse at all; say
+        // what is wrong with it rather than relay the parser's "comparison operators cannot
+        // be chained".
+        let attrs = CommandAttrs::from_attributes(&item.attrs)
+            .map_err(|error| generic_aggregate(&item.attrs).unwrap_or(error));
         Self {
             item,
-            attrs: CommandAttrs::from_attributes(&item.attrs),
+            attrs,
             readable: CommandAttrs::tolerant(&item.attrs),
         }
     }
@@ -60,6 +65,18 @@ impl<'a> CommandInput<'a> {
                     self.item.ident
                 ),
             ));
+        }
+        // Invariant: a command is concrete: it is a variant of its aggregate's command enum,
+        // which names it without parameters.
+        if let Some(param) = self.item.generics.params.first() {
+            errs.push(error_at(
+                param,
+                "a command cannot be generic (or borrow with a lifetime): it becomes a variant of its aggregate's command enum, which is concrete; use owned, concrete field types",
+            ));
+        }
+        // Invariant: the aggregate is a concrete, non-generic type (see `#[aggregate]`).
+        if let Some(args) = aggregate.as_ref().and_then(generic_arguments) {
+            errs.push(error_at(args, GENERIC_AGGREGATE));
         }
         let name = attrs.as_ref().and_then(|a| a.name.as_ref()).map(|n| {
             if n.trim().is_empty() {
@@ -83,6 +100,62 @@ impl<'a> CommandInput<'a> {
             id_member,
         })
     }
+}
+
+/// The error for a generic `aggregate = Bag<u32>` in `#[command(...)]`, at the arguments.
+fn generic_aggregate(attrs: &[syn::Attribute]) -> Option<darling::Error> {
+    use proc_macro2::TokenTree;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("command")) {
+        let Ok(list) = attr.meta.require_list() else {
+            continue;
+        };
+        let tokens: Vec<TokenTree> = list.tokens.clone().into_iter().collect();
+        let mut i = 0;
+        while i + 1 < tokens.len() {
+            let is_key = matches!(&tokens[i], TokenTree::Ident(k) if k == "aggregate")
+                && matches!(&tokens[i + 1], TokenTree::Punct(p) if p.as_char() == '=');
+            if !is_key {
+                i += 1;
+                continue;
+            }
+            // The value runs to the next `,` outside angle brackets.
+            let mut depth = 0usize;
+            let value: proc_macro2::TokenStream = tokens[i + 2..]
+                .iter()
+                .take_while(|t| match t {
+                    TokenTree::Punct(p) if p.as_char() == '<' => {
+                        depth += 1;
+                        true
+                    }
+                    TokenTree::Punct(p) if p.as_char() == '>' => {
+                        depth = depth.saturating_sub(1);
+                        true
+                    }
+                    TokenTree::Punct(p) => p.as_char() != ',' || depth > 0,
+                    _ => true,
+                })
+                .cloned()
+                .collect();
+            if let Ok(syn::Type::Path(ty)) = syn::parse2::<syn::Type>(value)
+                && let Some(args) = generic_arguments(&ty.path)
+            {
+                return Some(error_at(args, GENERIC_AGGREGATE));
+            }
+            i += 2;
+        }
+    }
+    None
+}
+
+/// Why `aggregate = Bag<u32>` is refused.
+const GENERIC_AGGREGATE: &str = "a command's aggregate is a type path without generic arguments, such as `aggregate = BankAccount`: an aggregate cannot be generic, because its stream type, events and command enum are fixed; wrap the state in a struct without type parameters";
+
+/// The generic arguments of a path such as `Bag<u32>`, if any.
+fn generic_arguments(path: &syn::Path) -> Option<&syn::PathArguments> {
+    path.segments
+        .iter()
+        .map(|s| &s.arguments)
+        .find(|a| !a.is_none())
 }
 
 /// Invariant: a command is a struct with named fields, exactly one of which is `#[id]`.

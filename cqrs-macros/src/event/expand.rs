@@ -9,18 +9,14 @@ use super::lock;
 use super::parse::{EventInput, EventModel, Previous};
 use crate::{paths, shape};
 
-pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
+pub(super) fn expand(model: &EventModel<'_>, source_file: Option<&std::path::Path>) -> TokenStream {
     let krate = model.krate.as_ref();
     let private = paths::private(krate);
     let ident = &model.item.ident;
     let (name, version) = (&model.name, model.version);
     let rust_type = ident.to_string();
     let fields = model.fields.iter().map(|f| {
-        let fname = &f.name;
-        let fty = f
-            .opaque
-            .clone()
-            .unwrap_or_else(|| crate::diag::type_to_string(f.ty));
+        let (fname, fty) = (&f.name, schema_type(f));
         quote!((#fname, #fty))
     });
     let desc = shape::describe(
@@ -34,8 +30,12 @@ pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
         &shape::field_fingerprints(krate, &model.fields),
     );
     let history = history_items(model, &private);
+    let super::claims::Items {
+        consts: claim_consts,
+        members: claims,
+    } = super::claims::items(krate, &model.claims);
     let mut checks = chain_checks(model);
-    checks.extend(lock_check(model));
+    checks.extend(lock_check(model, source_file));
     paths::wrap_in_const(
         krate,
         quote! {
@@ -50,7 +50,9 @@ pub(super) fn expand(model: &EventModel<'_>) -> TokenStream {
                     fingerprint: #fingerprint,
                 };
                 #history
+                #claims
             }
+            #claim_consts
             #checks
         },
     )
@@ -65,7 +67,7 @@ fn history_items(model: &EventModel<'_>, private: &proc_macro2::Ident) -> TokenS
     // The step call is spanned at `upcast_from = ...`, so a missing `From` is reported there.
     let at = paths::private_at(model.krate.as_ref(), prev.span());
     let step = quote_spanned!(prev.span()=>
-        #at::decode_or_upcast::<#prev, Self>(__name, __version, __payload)
+        <Self as #at::Event>::decode_after::<#prev>(__name, __version, __payload)
     );
     quote! {
         const NAMES: #private::NameSet = <#prev as #private::Event>::NAMES.with(Self::NAME);
@@ -89,7 +91,13 @@ fn history_items(model: &EventModel<'_>, private: &proc_macro2::Ident) -> TokenS
 fn chain_checks(model: &EventModel<'_>) -> TokenStream {
     let (name, version, ident) = (&model.name, model.version, &model.item.ident);
     let krate = model.krate.as_ref();
-    match &model.previous {
+    let mut out = match &model.previous {
+        Previous::None => return TokenStream::new(),
+        Previous::Upcast(prev) | Previous::Renamed(prev) => {
+            super::claims::kept_check(krate, ident, prev)
+        }
+    };
+    out.extend(match &model.previous {
         Previous::None => TokenStream::new(),
         Previous::Upcast(prev) => {
             let at = paths::private_at(krate, prev.span());
@@ -127,53 +135,80 @@ fn chain_checks(model: &EventModel<'_>) -> TokenStream {
                 const _: () = #at::check(!#at::str_eq(<#old as #at::Event>::NAME, #name), #same);
             }
         }
-    }
+    });
+    out
 }
 
 /// Invariant: a locked (name, version) keeps its shape. The lock is `fingerprint = ...` on
-/// the struct, or the crate's `events.lock`; the fingerprint is computed by the compiler
-/// (nested types included), so the comparison is a `const` check.
-fn lock_check(model: &EventModel<'_>) -> TokenStream {
+/// the struct, or a lock file (the package's `events.lock`, or `lock = "..."`); the fingerprint
+/// is computed by the compiler (nested types included), so the comparison is a `const` check.
+///
+/// The expansion also makes rustc track what it read: `CQRS_BLESS` (through `option_env!`, so
+/// that a build after a blessed one expands again, with the check) and the lock file (through
+/// `include_bytes!`, so that a changed lock re-expands).
+fn lock_check(model: &EventModel<'_>, source_file: Option<&std::path::Path>) -> TokenStream {
     let (name, version, ident) = (&model.name, model.version, &model.item.ident);
-    let (fingerprints, tracked, source, record) = match model.fingerprint {
+    let mut out = quote! {
+        const _: ::core::option::Option<&str> = ::core::option_env!("CQRS_BLESS");
+    };
+    let (fingerprints, changes, source, record) = match model.fingerprint {
         Some(fp) => (
             vec![fp],
             None,
-            "its `fingerprint = ...`",
+            "its `fingerprint = ...`".to_owned(),
             format!(
                 "set `fingerprint = ...` to the new value (`<{ident} as Event>::SCHEMA.fingerprint`)"
             ),
         ),
         None => {
-            let found = lock::lookup(name, version);
+            let path = lock::path(model.lock.as_deref(), source_file);
+            let fields: Vec<(String, String)> = model
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), schema_type(f)))
+                .collect();
+            let found = lock::lookup(path, name, version, &ident.to_string(), &fields);
+            if let Some(path) = found.path.as_ref().and_then(|p| p.to_str()) {
+                out.extend(quote!(
+                    const _: &[u8] = ::core::include_bytes!(#path);
+                ));
+            }
+            let file = model.lock.as_deref().unwrap_or(cqrs_lock::FILE_NAME);
             let record = "record its shape with `CQRS_BLESS=1 cargo test`".to_owned();
-            (found.fingerprints, found.path, "`events.lock`", record)
+            (
+                found.fingerprints,
+                found.field_changes,
+                format!("`{file}`"),
+                record,
+            )
         }
     };
-    let mut out = TokenStream::new();
-    if let Some(path) = tracked.as_ref().and_then(|p| p.to_str()) {
-        // Makes rustc re-expand this crate when the lock file changes.
-        out.extend(quote!(
-            const _: &[u8] = ::core::include_bytes!(#path);
-        ));
-    }
     // `CQRS_BLESS=1` records shapes (see `cqrs_runtime::schema::lock`): the build must get as far
-    // as the bless test. Writing the lock changes the tracked file, so the next plain build
-    // expands again, with the check.
+    // as the bless test. Writing the lock changes the tracked file, and unsetting the variable
+    // is a tracked change too, so the next plain build expands again, with the check.
     if fingerprints.is_empty() || std::env::var_os("CQRS_BLESS").is_some() {
         return out;
     }
+    let what = match changes {
+        Some(changes) => changes,
+        None => "its fields read the same, so a `#[serde(...)]` attribute or the shape of a nested type (a field type deriving `Shape`) changed".to_owned(),
+    };
     let at = paths::private_at(model.krate.as_ref(), ident.span());
     let message = format!(
-        "the shape of `{name}` version {version} (`{ident}`) no longer matches {source}: events stored as version {version} would not decode into it. A published version is frozen: restore its shape, and put the change in a new version (`upcast_from = {ident}` plus a step); if version {version} was never published, or this is another stream's event that reuses the wire name, {record}"
+        "the shape of `{name}` version {version} (`{ident}`) no longer matches {source}: {what}. Events stored as version {version} would not decode into it. A published version is frozen: restore its shape, and put the change in a new version (`upcast_from = {ident}` plus a step); if version {version} was never published, or this is another stream's event that reuses the wire name, {record}"
     );
     out.extend(quote_spanned! {ident.span()=>
-        const _: () = #at::check(
-            #at::fingerprint_in(<#ident as #at::Event>::SCHEMA.fingerprint, &[#(#fingerprints),*]),
-            #message,
-        );
+        const _: () = #at::check_locked(<#ident as #at::Event>::SCHEMA.fingerprint, &[#(#fingerprints),*], #message);
     });
     out
+}
+
+/// A field's type as the schema and the lock write it: the opaque tag, or the type as written.
+fn schema_type(field: &shape::FieldShape<'_>) -> String {
+    field
+        .opaque
+        .clone()
+        .unwrap_or_else(|| crate::diag::type_to_string(field.ty))
 }
 
 /// When the attribute is broken, still implement `Event` (with a placeholder name) so that enums

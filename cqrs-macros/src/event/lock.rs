@@ -1,13 +1,11 @@
-//! The schema lock file (`events.lock` next to the crate's `Cargo.toml`), read at expansion.
-//!
-//! One line per published event version: `name version 0xfingerprint  free text`. Lines
-//! starting with `#` are comments. The runtime writes it (`cqrs_runtime::schema::bless`);
-//! the macro only reads it.
+//! The schema lock file, read at expansion: `events.lock` next to the package's `Cargo.toml`,
+//! or the file `#[event(lock = "...")]` names (relative to the source file, as `include_str!`
+//! resolves paths). The line format lives in `cqrs_lock`, shared with the runtime, which
+//! writes the file (`cqrs_runtime::schema::lock`); the macro only reads it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// The lock file's name in the crate root.
-pub(super) const FILE_NAME: &str = "events.lock";
+use cqrs_lock::{Entry, Field};
 
 /// What the lock says about one `(name, version)`.
 pub(super) struct Lookup {
@@ -15,44 +13,58 @@ pub(super) struct Lookup {
     pub path: Option<PathBuf>,
     /// The fingerprints locked for `(name, version)` (several when two streams reuse a name).
     pub fingerprints: Vec<u64>,
+    /// How the fields differ from the locked line of the same Rust type (or the first line of
+    /// `(name, version)`), in words; `None` when the fields read the same.
+    pub field_changes: Option<String>,
 }
 
-/// Reads the crate's lock and finds the entries of `(name, version)`.
-pub(super) fn lookup(name: &str, version: u32) -> Lookup {
-    let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+/// Where the lock of an event is: `custom` (from `lock = "..."`) next to `source_file`, or the
+/// package's `events.lock`.
+pub(super) fn path(custom: Option<&str>, source_file: Option<&Path>) -> Option<PathBuf> {
+    match custom {
+        Some(custom) if Path::new(custom).is_absolute() => Some(PathBuf::from(custom)),
+        Some(custom) => match source_file.and_then(Path::parent) {
+            Some(dir) => Some(dir.join(custom)),
+            None => manifest_dir().map(|d| d.join(custom)),
+        },
+        None => manifest_dir().map(|d| d.join(cqrs_lock::FILE_NAME)),
+    }
+}
+
+fn manifest_dir() -> Option<PathBuf> {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from)
+}
+
+/// Reads the lock at `path` and finds the entries of `(name, version)`.
+pub(super) fn lookup(
+    path: Option<PathBuf>,
+    name: &str,
+    version: u32,
+    rust_type: &str,
+    fields: &[(String, String)],
+) -> Lookup {
+    let text = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+    let Some(text) = text else {
         return Lookup {
             path: None,
             fingerprints: Vec::new(),
+            field_changes: None,
         };
     };
-    let path = PathBuf::from(dir).join(FILE_NAME);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Lookup {
-            path: None,
-            fingerprints: Vec::new(),
-        };
-    };
-    let fingerprints = text
-        .lines()
-        .filter_map(parse_line)
-        .filter(|(n, v, _)| *n == name && *v == version)
-        .map(|(_, _, fp)| fp)
+    let entries: Vec<Entry<'_>> = cqrs_lock::entries(&text)
+        .filter(|e| e.name == name && e.version == version)
         .collect();
+    let same_type = entries
+        .iter()
+        .find(|e| e.rust_type == rust_type)
+        .or(entries.first());
+    let current: Vec<Field<'_>> = fields.iter().map(|(name, ty)| Field { name, ty }).collect();
+    let field_changes = same_type
+        .and_then(|e| e.fields.as_deref())
+        .and_then(|locked| cqrs_lock::field_changes(locked, &current));
     Lookup {
-        path: Some(path),
-        fingerprints,
+        path,
+        fingerprints: entries.iter().map(|e| e.fingerprint).collect(),
+        field_changes,
     }
-}
-
-/// `name version 0xfingerprint ...`; `None` for comments, blank and unreadable lines.
-fn parse_line(line: &str) -> Option<(&str, u32, u64)> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    let mut words = line.split_whitespace();
-    let name = words.next()?;
-    let version = words.next()?.parse().ok()?;
-    let fingerprint = u64::from_str_radix(words.next()?.strip_prefix("0x")?, 16).ok()?;
-    Some((name, version, fingerprint))
 }

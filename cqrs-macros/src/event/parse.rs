@@ -19,6 +19,9 @@ pub(super) struct EventAttrs {
     pub renamed_from: Option<syn::Type>,
     /// An inline schema lock: the fingerprint this version's shape must keep.
     pub fingerprint: Option<SpannedValue<u64>>,
+    /// The lock file to check against instead of the package's `events.lock`, relative to the
+    /// source file.
+    pub lock: Option<SpannedValue<String>>,
     /// A custom path to `cqrs_runtime`.
     #[darling(rename = "crate")]
     pub krate: Option<syn::Path>,
@@ -48,6 +51,8 @@ pub(super) struct EventModel<'a> {
     pub fields: Vec<crate::shape::FieldShape<'a>>,
     pub previous: Previous,
     pub fingerprint: Option<u64>,
+    pub lock: Option<String>,
+    pub claims: Vec<super::claims::FieldClaim<'a>>,
 }
 
 impl<'a> EventInput<'a> {
@@ -71,6 +76,9 @@ impl<'a> EventInput<'a> {
         let mut errs = errors();
         let attrs = errs.handle(self.attrs.clone());
         let fields = errs.handle(check_shape(self.item));
+        if let Some(fields) = &fields {
+            errs.handle(crate::shape::check_not_recursive(&self.item.ident, fields));
+        }
         let (name, version) = match &attrs {
             Some(attrs) => check_name_and_version(self.item, attrs, &mut errs),
             None => (None, None),
@@ -82,6 +90,10 @@ impl<'a> EventInput<'a> {
                 "an event cannot be generic: its wire name and version must describe one concrete shape",
             ));
         }
+        if let Some(attrs) = &attrs {
+            check_lock(attrs, &mut errs);
+        }
+        let claims = super::claims::parse(self.item, &mut errs);
         let previous = match (&attrs, version) {
             (Some(attrs), Some(version)) => errs.handle(check_previous(attrs, version)),
             _ => None,
@@ -102,6 +114,8 @@ impl<'a> EventInput<'a> {
             fields,
             previous,
             fingerprint: attrs.fingerprint.map(|f| *f),
+            lock: attrs.lock.map(|l| (*l).clone()),
+            claims,
         })
     }
 }
@@ -113,10 +127,13 @@ fn check_name_and_version(
     errs: &mut crate::diag::Errors,
 ) -> (Option<String>, Option<u32>) {
     let name = match &attrs.name {
-        Some(name) if name.is_empty() || name.chars().any(char::is_whitespace) => {
+        Some(name) if !crate::diag::is_stored_name(name) => {
             errs.push(error_at(
                 &name.span(),
-                "a wire name must be non-empty and contain no whitespace, for example `money_deposited`",
+                format!(
+                    "a wire name is stored with every event, so it is one word: non-empty, without whitespace or control characters, such as `\"{}\"`",
+                    crate::diag::suggested_name(name).replace("account", "money_deposited")
+                ),
             ));
             None
         }
@@ -147,6 +164,22 @@ fn check_name_and_version(
         }
     };
     (name, version)
+}
+
+/// Invariant: an event is locked in one place: `fingerprint = ...` or a lock file (`lock = "..."`,
+/// a non-empty path), not both.
+fn check_lock(attrs: &EventAttrs, errs: &mut crate::diag::Errors) {
+    match (&attrs.fingerprint, &attrs.lock) {
+        (Some(_), Some(lock)) => errs.push(error_at(
+            &lock.span(),
+            "`fingerprint = ...` already locks this version's shape: remove `lock = \"...\"` (or remove `fingerprint` to check against that lock file)",
+        )),
+        (None, Some(lock)) if lock.trim().is_empty() => errs.push(error_at(
+            &lock.span(),
+            "`lock = \"...\"` names a lock file, relative to this source file, such as `lock = \"events.lock\"`",
+        )),
+        _ => {}
+    }
 }
 
 /// Invariant: an event is a struct with named fields (or a unit struct), so its JSON is an object.

@@ -1,18 +1,25 @@
 //! Tokens for `#[derive(EventEnum)]`.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
+use syn::ext::IdentExt;
 
-use super::parse::{EnumInput, EnumModel};
+use super::parse::{EnumInput, EnumModel, VariantModel};
 use crate::paths;
 
 pub(super) fn expand(model: &EnumModel<'_>) -> TokenStream {
     let private = paths::private(model.krate.as_ref());
     let mut inner = name_constants(model, &private);
     inner.extend(event_enum_impl(model, &private));
-    inner.extend(member_impls(model, &private));
+    inner.extend(member_impls(
+        &model.item.ident,
+        &model.variants,
+        &private,
+        true,
+    ));
     inner.extend(apply_all_impl(model, &private));
     inner.extend(super::evolution::name_checks(model));
+    inner.extend(release_checks(model));
     paths::wrap_in_const(model.krate.as_ref(), inner)
 }
 
@@ -66,23 +73,70 @@ fn event_enum_impl(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> Token
                 const __SCHEMA: &[#private::EventSchema] = &[#(<#tys as #private::Event>::SCHEMA),*];
                 __SCHEMA
             }
+
+            #[inline]
+            fn claims(&self) -> #private::Vec<#private::Claim> {
+                match self {
+                    #(Self::#idents(__event) => <#tys as #private::Event>::claims(__event),)*
+                }
+            }
+
+            fn scopes() -> #private::Vec<&'static str> {
+                #private::scopes_of(&[#(<#tys as #private::Event>::CLAIMS, <#tys as #private::Event>::RELEASES),*])
+            }
         }
     }
 }
 
-/// `From`, `EventOf` and `IntoEvents` for each held event struct.
-fn member_impls(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
-    let ident = &model.item.ident;
-    let mut out = quote! {
-        #[automatically_derived]
-        impl #private::IntoEvents<#ident> for #ident {
-            #[inline]
-            fn into_events(self) -> #private::Events<#ident> {
-                #private::Events::One(self)
+/// Invariant: a scope an event of the enum releases is claimed by an event of the enum (a
+/// release gives back what its own stream took). Checked at each variant's type.
+fn release_checks(model: &EnumModel<'_>) -> TokenStream {
+    let enum_name = &model.item.ident;
+    let tys: Vec<_> = model.variants.iter().map(|v| v.ty).collect();
+    let krate = model.krate.as_ref();
+    model
+        .variants
+        .iter()
+        .map(|v| {
+            let ty = v.ty;
+            let span = syn::spanned::Spanned::span(ty);
+            let at = paths::private_at(krate, span);
+            let t = crate::diag::type_to_string(ty);
+            let message = format!(
+                "`{t}` releases a scope that no event of `{enum_name}` claims: a release gives back a value its own stream took, so an event of this stream must claim the scope; add `#[claim(TheScope)]` to the field of the event that takes the value (or remove the `#[release(...)]`)"
+            );
+            let all = tys.iter().map(|t| quote!(<#t as #at::Event>::CLAIMS));
+            quote::quote_spanned! {span=>
+                const _: () = #at::check(
+                    #at::scopes_claimed(<#ty as #at::Event>::RELEASES, &[#(#all),*]),
+                    #message,
+                );
             }
+        })
+        .collect()
+}
+
+/// `From` and `EventOf` for each held event struct; for an accepted enum (`checked`), also
+/// the impls the macros check handlers against (`Holds`, `Emits`, `WellFormed`). An enum the
+/// derive refused gets permissive versions of those in [`fallback`] instead.
+fn member_impls(
+    ident: &syn::Ident,
+    variants: &[VariantModel<'_>],
+    private: &proc_macro2::Ident,
+    checked: bool,
+) -> TokenStream {
+    let mut out = quote! {
+        impl #private::ProjectionSource for #ident {
+            type Events = Self;
+            const STREAM_TYPE: #private::Option<&'static str> = #private::None;
         }
     };
-    for v in &model.variants {
+    if checked {
+        out.extend(quote! {
+            impl #private::WellFormed for #ident {}
+        });
+    }
+    for v in variants {
         let (var, ty) = (v.ident, v.ty);
         out.extend(quote! {
             impl #private::From<#ty> for #ident {
@@ -91,14 +145,24 @@ fn member_impls(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStr
                     Self::#var(event)
                 }
             }
-            impl #private::EventOf<#ident> for #ty {}
-            impl #private::IntoEvents<#ident> for #ty {
+            impl #private::EventOf<#ident> for #ty {
                 #[inline]
-                fn into_events(self) -> #private::Events<#ident> {
-                    #private::Events::One(self.into())
+                fn into_enum(self) -> #ident {
+                    #ident::#var(self)
                 }
             }
         });
+        if checked {
+            out.extend(quote! {
+                impl #private::Holds<#ty> for #ident {}
+                impl #private::Emits<#ty> for #ident {
+                    #[inline]
+                    fn emit(event: #ty) -> #private::Events<Self> {
+                        #private::Events::One(Self::#var(event))
+                    }
+                }
+            });
+        }
     }
     out
 }
@@ -127,16 +191,18 @@ fn apply_all_impl(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenS
 /// `AccountEvent::OPENED` etc.: the wire name of each variant as an inherent constant.
 fn name_constants(model: &EnumModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let ident = &model.item.ident;
-    let consts = model.variants.iter().map(|v| {
-        let screaming =
-            ident_case::RenameRule::ScreamingSnakeCase.apply_to_variant(v.ident.to_string());
-        let name = format_ident!("{}", screaming, span = v.ident.span());
+    let consts = model.variants.iter().filter_map(|v| {
+        // `r#Type` names the constant `TYPE`; a name that is no identifier gets no constant.
+        let screaming = ident_case::RenameRule::ScreamingSnakeCase
+            .apply_to_variant(v.ident.unraw().to_string());
+        let mut name = syn::parse_str::<syn::Ident>(&screaming).ok()?;
+        name.set_span(v.ident.span());
         let ty = v.ty;
         let doc = format!("The wire name of `{ident}::{}`.", v.ident);
-        quote! {
+        Some(quote! {
             #[doc = #doc]
             pub const #name: &'static str = <#ty as #private::Event>::NAME;
-        }
+        })
     });
     quote! {
         #[automatically_derived]
@@ -155,6 +221,15 @@ pub(super) fn fallback(input: &EnumInput<'_>) -> TokenStream {
     let krate = input.attrs.as_ref().ok().and_then(|a| a.krate.as_ref());
     let private = paths::private(krate);
     let ident = &input.item.ident;
+    // The variants that are well formed keep their conversions; the enum holds and emits
+    // every event, so that handlers naming its events (the broken variants' too) add no errors
+    // of their own.
+    let members = member_impls(
+        ident,
+        &super::parse::readable_variants(input.item),
+        &private,
+        false,
+    );
     paths::wrap_in_const(
         krate,
         quote! {
@@ -172,6 +247,11 @@ pub(super) fn fallback(input: &EnumInput<'_>) -> TokenStream {
             impl<__A> #private::ApplyAll<__A> for #ident {
                 fn apply_to(&self, _: &mut __A) {}
             }
+            impl<__T> #private::Holds<__T> for #ident {}
+            impl<__T> #private::Emits<__T> for #ident {
+                fn emit(_: __T) -> #private::Events<Self> { #private::Events::None }
+            }
+            #members
         },
     )
 }

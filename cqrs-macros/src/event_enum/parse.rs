@@ -145,6 +145,33 @@ fn variants(item: &syn::DeriveInput) -> darling::Result<Vec<VariantModel<'_>>> {
     errs.finish_with(out)
 }
 
+/// The well-formed variants of an enum that failed validation (one unnamed field, each type
+/// once), for the fallback expansion.
+pub(super) fn readable_variants(item: &syn::DeriveInput) -> Vec<VariantModel<'_>> {
+    let syn::Data::Enum(data) = &item.data else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for variant in &data.variants {
+        let syn::Fields::Unnamed(f) = &variant.fields else {
+            continue;
+        };
+        let (Some(field), 1) = (f.unnamed.first(), f.unnamed.len()) else {
+            continue;
+        };
+        let key = crate::diag::type_to_string(&field.ty);
+        if !seen.contains(&key) {
+            seen.push(key);
+            out.push(VariantModel {
+                ident: &variant.ident,
+                ty: &field.ty,
+            });
+        }
+    }
+    out
+}
+
 /// Invariant: each event struct belongs to one variant (decoding and `From` must be unambiguous).
 fn check_distinct_types(variants: &[VariantModel<'_>]) -> darling::Result<()> {
     let mut errs = errors();

@@ -3,7 +3,7 @@
 
 mod expand;
 mod model;
-mod parse;
+pub(crate) mod parse;
 
 use proc_macro2::TokenStream;
 

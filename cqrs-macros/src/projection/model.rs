@@ -2,13 +2,16 @@
 //! invariant and writes into one accumulator, so the user sees every mistake at once.
 
 use super::parse::{MarkedMethod, ProjectionArgs, ProjectionInput, Role};
-use crate::diag::{Errors, error_at, errors, repeated_types, type_to_string};
+use crate::diag::{
+    Errors, cfg_attrs, error_at, errors, repeated_types, repeated_types_under_cfg, type_to_string,
+};
+use crate::paths;
 use crate::signature::{
     EventHandlerMessages, ImplPlacement, check_event_handler, check_inherent_impl, check_plain_fn,
     typed_args,
 };
 
-/// The most source enums one projection may list (the runtime's `SourceEvent` impls).
+/// The most sources one projection may list (the runtime's `SourceEvent` impls).
 const MAX_SOURCES: usize = 6;
 
 /// A validated `#[on]` handler.
@@ -19,6 +22,8 @@ pub(super) struct OnHandler<'a> {
     pub meta_ty: Option<&'a syn::Type>,
     /// The type of the transaction argument, if the handler takes one.
     pub tx_ty: Option<&'a syn::Type>,
+    /// The handler's `#[cfg(...)]` attributes, carried onto everything generated for it.
+    pub cfgs: Vec<&'a syn::Attribute>,
 }
 
 /// A validated `#[query]` method.
@@ -26,6 +31,8 @@ pub(super) struct QueryMethod<'a> {
     pub method: &'a syn::ImplItemFn,
     pub query_ty: &'a syn::Type,
     pub output: &'a syn::Type,
+    /// The method's `#[cfg(...)]` attributes.
+    pub cfgs: Vec<&'a syn::Attribute>,
 }
 
 /// The validated projection.
@@ -73,7 +80,7 @@ impl<'a> ProjectionModel<'a> {
         let ignored: Vec<syn::Type> = args
             .as_ref()
             .and_then(|a| a.ignore.as_ref())
-            .map(|list| list.iter().map(|p| path_type(p.clone())).collect())
+            .map(|list| list.iter().map(|p| paths::path_type(p.clone())).collect())
             .unwrap_or_default();
         if let Some(args) = &args {
             check_ignored(args, &ignored, &handlers, &mut errs);
@@ -96,14 +103,6 @@ impl<'a> ProjectionModel<'a> {
             queries,
         })
     }
-}
-
-fn path_type(path: syn::Path) -> syn::Type {
-    syn::Type::Path(syn::TypePath {
-        attrs: Vec::new(),
-        qself: None,
-        path,
-    })
 }
 
 /// Invariant: `#[projection]` sits on an inherent, non-generic `impl` block of a named type.
@@ -137,7 +136,7 @@ fn check_args(args: &ProjectionArgs) -> darling::Result<(String, u32, Vec<syn::P
     }
     if args.events.is_none() {
         errs.push(darling::Error::custom(
-            "`#[projection(...)]` is missing `events = ...`: the `#[derive(EventEnum)]` enum it folds, such as `events = AccountEvent`, or several: `events = [OrderEvent, CustomerEvent]`",
+            "`#[projection(...)]` is missing `events = ...`: the `#[derive(EventEnum)]` enum it folds, such as `events = AccountEvent`, or an aggregate, whose streams it then reads strictly, such as `events = BankAccount`, or several: `events = [BankAccount, CustomerEvent]`",
         ));
     }
     if let Some(name) = &args.name
@@ -163,7 +162,7 @@ fn check_args(args: &ProjectionArgs) -> darling::Result<(String, u32, Vec<syn::P
         .unwrap_or_default();
     if args.events.is_some() && sources.is_empty() {
         errs.push(darling::Error::custom(
-            "`events = [...]` lists no enum: name at least one `#[derive(EventEnum)]` enum",
+            "`events = [...]` lists no source: name at least one `#[derive(EventEnum)]` enum or `#[aggregate]` type",
         ));
     }
     for (i, source) in sources.iter().enumerate() {
@@ -174,14 +173,14 @@ fn check_args(args: &ProjectionArgs) -> darling::Result<(String, u32, Vec<syn::P
         {
             errs.push(error_at(
                 source,
-                "this enum is already a source of the projection: list each enum once",
+                "this is already a source of the projection: list each source once",
             ));
         }
     }
     if let Some(extra) = sources.get(MAX_SOURCES) {
         errs.push(error_at(
             extra,
-            format!("a projection reads at most {MAX_SOURCES} event enums: split it into several projections"),
+            format!("a projection reads at most {MAX_SOURCES} sources: split it into several projections"),
         ));
     }
     errs.finish()?;
@@ -242,6 +241,7 @@ fn check_on<'a>(marked: &MarkedMethod<'a>, has_tx: bool) -> darling::Result<OnHa
             event_ty,
             meta_ty,
             tx_ty,
+            cfgs: cfg_attrs(&marked.method.attrs),
         }),
         None => Err(darling::Error::custom(
             "internal: on handler validation lost an error",
@@ -303,6 +303,7 @@ fn check_query<'a>(marked: &MarkedMethod<'a>) -> darling::Result<QueryMethod<'a>
             method: marked.method,
             query_ty,
             output,
+            cfgs: cfg_attrs(&marked.method.attrs),
         }),
         _ => Err(darling::Error::custom(
             "internal: query validation lost an error",
@@ -310,9 +311,10 @@ fn check_query<'a>(marked: &MarkedMethod<'a>) -> darling::Result<QueryMethod<'a>
     }
 }
 
-/// Invariant: each event has at most one `#[on]` handler.
+/// Invariant: each event has at most one `#[on]` handler (among those compiled under the same
+/// `#[cfg(...)]`: handlers under `cfg(a)` and `cfg(not(a))` are alternatives).
 fn check_one_handler_per_event(handlers: &[OnHandler<'_>], errs: &mut Errors) {
-    for (handler, first, ty) in repeated_types(handlers, |x| x.event_ty) {
+    for (handler, first, ty) in repeated_types_under_cfg(handlers, |x| x.event_ty, |x| &x.cfgs) {
         errs.push(error_at(
             handler.event_ty,
             format!(
@@ -323,9 +325,9 @@ fn check_one_handler_per_event(handlers: &[OnHandler<'_>], errs: &mut Errors) {
     }
 }
 
-/// Invariant: each query type has exactly one `#[query]` method.
+/// Invariant: each query type has exactly one `#[query]` method (under the same `#[cfg]`).
 fn check_one_method_per_query(queries: &[QueryMethod<'_>], errs: &mut Errors) {
-    for (query, first, ty) in repeated_types(queries, |x| x.query_ty) {
+    for (query, first, ty) in repeated_types_under_cfg(queries, |x| x.query_ty, |x| &x.cfgs) {
         errs.push(error_at(
             query.query_ty,
             format!(

@@ -2,14 +2,14 @@
 
 use darling::FromMeta;
 use darling::ast::NestedMeta;
-use darling::util::{Flag, PathList, SpannedValue};
+use darling::util::{PathList, SpannedValue};
 use proc_macro2::TokenStream;
 
-use crate::diag::error_at;
+use crate::diag::{Flag, error_at};
 
-/// The source enums: `events = Enum`, `events = [A, B]` or `events(A, B)`.
+/// The sources: event enums or aggregates, `events = X`, `events = [A, B]` or `events(A, B)`.
 #[derive(Clone, Default)]
-pub(super) struct Sources(pub Vec<syn::Path>);
+pub(crate) struct Sources(pub Vec<syn::Path>);
 
 impl FromMeta for Sources {
     fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
@@ -17,7 +17,7 @@ impl FromMeta for Sources {
             syn::Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
             other => Err(error_at(
                 other,
-                "a source is an event enum deriving `EventEnum`, named by its path, such as `events = AccountEvent`",
+                "a source is an event enum deriving `EventEnum` or an `#[aggregate]` type, named by its path, such as `events = AccountEvent` or `events = BankAccount`",
             )),
         };
         match expr {
@@ -45,7 +45,7 @@ impl FromMeta for Sources {
 pub(super) struct ProjectionArgs {
     /// The stable identity (required): checkpoint and lease key.
     pub name: Option<SpannedValue<String>>,
-    /// The source enums (required).
+    /// The sources: event enums or aggregates (required).
     pub events: Option<Sources>,
     /// The projection's version (default 1).
     pub version: Option<SpannedValue<u32>>,

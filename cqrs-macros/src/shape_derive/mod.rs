@@ -34,6 +34,7 @@ fn try_expand(input: &syn::DeriveInput) -> darling::Result<TokenStream> {
     let desc = match &input.data {
         syn::Data::Struct(s) => {
             let fields = errs.handle(shape::fields(&s.fields)).unwrap_or_default();
+            errs.handle(shape::check_not_recursive(&input.ident, &fields));
             parts.extend(shape::field_fingerprints(krate, &fields));
             shape::describe(struct_kind(&s.fields), &container_serde, &fields)
         }
@@ -43,6 +44,7 @@ fn try_expand(input: &syn::DeriveInput) -> darling::Result<TokenStream> {
                 let fields = errs
                     .handle(shape::fields(&variant.fields))
                     .unwrap_or_default();
+                errs.handle(shape::check_not_recursive(&input.ident, &fields));
                 parts.extend(shape::field_fingerprints(krate, &fields));
                 let variant_serde = shape::serde_attrs(&variant.attrs);
                 let inner = shape::describe(struct_kind(&variant.fields), &variant_serde, &fields);

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
+use cqrs_runtime::postgres::{PostgresConfig, PostgresEventStore, Tls};
 use cqrs_runtime::prelude::*;
-use cqrs_runtime::store::{NewEvent, PostgresConfig, PostgresEventStore};
+use cqrs_runtime::store::NewEvent;
 use criterion::Criterion;
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls, Statement};
@@ -109,9 +110,13 @@ pub fn benches(c: &mut Criterion) {
     let tag = Uuid::now_v7().simple().to_string();
     let (ours_schema, floor_schema) = (format!("bench_ours_{tag}"), format!("bench_floor_{tag}"));
     let store = |schema: &str, connections: u64| {
-        let config = PostgresConfig::from_url(&url()).expect("url");
+        // Plain text, as the floor's `NoTls` connections (the store's default would encrypt
+        // where the server accepts TLS).
+        let config = PostgresConfig::new(&url())
+            .expect("url")
+            .tls(Tls::disable());
         let config = config.schema(schema).expect("schema");
-        rt.block_on(config.connections(connections as usize).connect())
+        rt.block_on(config.connections(connections as usize).open())
             .expect("connect")
     };
     // Both schemas come from the store's migration, so the floor writes the same tables.
@@ -124,6 +129,16 @@ pub fn benches(c: &mut Criterion) {
         |tasks| rt.block_on(Floor::connect(&floor_schema, tasks)),
     );
 
+    if crate::catchup::selected(BACKEND) {
+        let schema = format!("bench_catch_up_{tag}");
+        let log = store(&schema, 4);
+        crate::catchup::fill(&rt, &log);
+        // As autovacuum would after such a load: the planner sees the table's real size.
+        rt.block_on(admin.batch_execute(&format!("ANALYZE {schema}.events")))
+            .expect("analyze");
+        crate::catchup::benches(c, &rt, BACKEND, &log);
+        let _ = rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")));
+    }
     let ours = store(&ours_schema, 1);
     common::fill_stream(&rt, &ours, "load-1");
     let repo = Repository::<Counter, _>::new(ours);

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cqrs_runtime::prelude::*;
-use cqrs_runtime::store::{NewEvent, SqliteEventStore};
+use cqrs_runtime::sqlite::SqliteEventStore;
+use cqrs_runtime::store::NewEvent;
 use criterion::Criterion;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::runtime::Runtime;
@@ -106,6 +107,11 @@ pub fn benches(c: &mut Criterion) {
     let (floor_path, _floor_schema) = open("floor.sqlite");
     let floor = Floor::open(&floor_path);
     common::append_matrix(c, BACKEND, &rt, |_| ours.clone(), |_| floor.clone());
+    if crate::catchup::selected(BACKEND) {
+        let (_, log) = open("catch_up.sqlite");
+        crate::catchup::fill(&rt, &log);
+        crate::catchup::benches(c, &rt, BACKEND, &log);
+    }
 
     common::fill_stream(&rt, &ours, "load-1");
     let repo = Repository::<Counter, _>::new(ours.clone());
@@ -145,8 +151,13 @@ pub fn benches(c: &mut Criterion) {
     group.bench_function("ours", |b| b.iter(load_ours));
     group.bench_function("ours-read-only", |b| {
         b.iter(|| {
-            let read = rt.block_on(ours.read_stream_events("counter", "load-1", 1));
-            assert_eq!(read.map(|r| r.len() as u64).ok(), Some(LOAD_EVENTS));
+            let mut n = 0;
+            let read = rt.block_on(ours.replay_stream("counter", "load-1", 1, |_| {
+                n += 1;
+                true
+            }));
+            assert!(read.is_ok());
+            assert_eq!(n, LOAD_EVENTS);
         })
     });
     group.bench_function("floor", |b| b.iter(load_floor));

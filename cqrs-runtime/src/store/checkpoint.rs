@@ -1,13 +1,16 @@
-//! Reading positions, checkpoints and snapshots: the contracts that projection runners and
-//! snapshotting repositories build on. Each store backend implements them.
+//! Checkpoints: how far a named reader of the log has got, fenced against readers that were
+//! taken over, and the dead letters it set aside.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use super::StoreError;
+use super::{StoreError, StoredEvent};
 
-/// How far a reader of the global log has got, ordered by `(tx, position)`.
+/// A place in the log, ordered by `(tx, position)`.
 ///
 /// `position` is the event's global position. `tx` orders commits for stores whose positions
 /// can become visible out of order under concurrent writers (PostgreSQL: the writing
@@ -26,203 +29,261 @@ pub struct Cursor {
 impl Cursor {
     /// The cursor before the first event.
     pub const START: Cursor = Cursor { tx: 0, position: 0 };
-}
 
-/// Durable "how far has projection X got" records, keyed by projection name.
-pub trait CheckpointStore: Send + Sync + 'static {
-    /// The stored cursor of `projection`, if it has one.
-    fn load_checkpoint(
-        &self,
-        projection: &str,
-    ) -> impl Future<Output = Result<Option<Cursor>, StoreError>> + Send;
-
-    /// Stores `cursor` as the checkpoint of `projection` (replacing the previous one).
-    fn save_checkpoint(
-        &self,
-        projection: &str,
-        cursor: Cursor,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Forgets the checkpoint of `projection` (for a rebuild from zero).
-    fn reset_checkpoint(
-        &self,
-        projection: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// A serialized aggregate state at a stream version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The stream type (the aggregate's name).
-    pub stream_type: String,
-    /// The stream id.
-    pub stream_id: String,
-    /// The stream version the state includes (events `1..=version` are applied).
-    pub version: u64,
-    /// The fingerprint of the state's shape when the snapshot was written; a snapshot whose
-    /// fingerprint differs from the running code's is ignored and the state is rebuilt.
-    pub state_fingerprint: u64,
-    /// The serialized state (JSON).
-    pub payload: Vec<u8>,
-}
-
-/// Durable snapshots, at most one (the newest) per stream.
-pub trait SnapshotStore: Send + Sync + 'static {
-    /// The stored snapshot of the stream, if any.
-    fn load_snapshot(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
-
-    /// Stores `snapshot` unless the stored one is at the same or a newer version.
-    fn save_snapshot(
-        &self,
-        snapshot: Snapshot,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// In-memory checkpoints (tests, demos, and read models that live in the same process).
-#[derive(Debug, Clone, Default)]
-pub struct InMemoryCheckpoints {
-    inner: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Cursor>>>,
-}
-
-impl InMemoryCheckpoints {
-    /// An empty checkpoint table.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut std::collections::HashMap<String, Cursor>) -> T,
-    ) -> Result<T, StoreError> {
-        let mut map = self
-            .inner
-            .lock()
-            .map_err(|_| StoreError::backend("the in-memory checkpoint table is poisoned"))?;
-        Ok(f(&mut map))
-    }
-}
-
-impl CheckpointStore for InMemoryCheckpoints {
-    async fn load_checkpoint(&self, projection: &str) -> Result<Option<Cursor>, StoreError> {
-        self.with(|m| m.get(projection).copied())
-    }
-
-    async fn save_checkpoint(&self, projection: &str, cursor: Cursor) -> Result<(), StoreError> {
-        self.with(|m| {
-            m.insert(projection.to_owned(), cursor);
-        })
-    }
-
-    async fn reset_checkpoint(&self, projection: &str) -> Result<(), StoreError> {
-        self.with(|m| {
-            m.remove(projection);
-        })
-    }
-}
-
-/// In-memory snapshots, keyed by stream.
-#[derive(Debug, Clone, Default)]
-pub struct InMemorySnapshots {
-    inner: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, String), Snapshot>>>,
-}
-
-impl InMemorySnapshots {
-    /// An empty snapshot table.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl SnapshotStore for InMemorySnapshots {
-    async fn load_snapshot(
-        &self,
-        stream_type: &str,
-        stream_id: &str,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        let map = self
-            .inner
-            .lock()
-            .map_err(|_| StoreError::backend("the in-memory snapshot table is poisoned"))?;
-        Ok(map
-            .get(&(stream_type.to_owned(), stream_id.to_owned()))
-            .cloned())
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        let mut map = self
-            .inner
-            .lock()
-            .map_err(|_| StoreError::backend("the in-memory snapshot table is poisoned"))?;
-        let key = (snapshot.stream_type.clone(), snapshot.stream_id.clone());
-        match map.get(&key) {
-            Some(stored) if stored.version >= snapshot.version => {}
-            _ => {
-                map.insert(key, snapshot);
-            }
+    /// The cursor just before this one: reading after it gives this cursor's event first.
+    pub fn before(self) -> Cursor {
+        Cursor {
+            tx: self.tx,
+            position: self.position.saturating_sub(1),
         }
-        Ok(())
     }
 }
 
-/// Exclusive, named leases: at most one holder of a name at a time, across every process that
-/// shares the store (one active runner per projection). A lease is released when dropped.
-pub trait LeaseStore: Send + Sync + 'static {
-    /// The held lease; dropping it releases the name.
-    type Lease: Send + 'static;
+/// A named reader's checkpoint: where it got, which code wrote it, and who may move it.
+///
+/// - `cursor`: the last event whose effect is committed.
+/// - `version` and `fingerprint`: the identity of the code that committed it (a projection's
+///   `version = N` and the fingerprint of its handled events); a reader refuses a checkpoint
+///   written by other code and asks for a rebuild.
+/// - `generation`: how many times the reader was reset (rebuilt from the start).
+/// - `fence`: the claim that may commit. Every [`CheckpointStore::claim`] takes a new fence,
+///   and a commit carrying an older one is refused with [`StoreError::Fenced`], inside the
+///   transaction that would have written it: a runner that lost its lease, or a catch-up
+///   racing a rebuild, can no longer write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The cursor of the last event whose effect is committed ([`Cursor::START`]: none).
+    pub cursor: Cursor,
+    /// The reader's version when the checkpoint was written (0: unknown).
+    pub version: u32,
+    /// The reader's fingerprint when the checkpoint was written (0: unknown).
+    pub fingerprint: u64,
+    /// How many resets the checkpoint went through.
+    pub generation: u64,
+    /// The fence of the latest claim.
+    pub fence: u64,
+}
 
-    /// Takes the lease on `name` if nobody holds it; `None` if somebody does.
-    fn try_acquire(
+impl Checkpoint {
+    /// Whether code of this `version` and `fingerprint` wrote the checkpoint, or nobody did
+    /// yet (a fresh claim: nothing committed, identity unknown).
+    pub fn written_by(&self, version: u32, fingerprint: u64) -> bool {
+        (self.version == version && self.fingerprint == fingerprint)
+            || (self.cursor == Cursor::START && self.version == 0 && self.fingerprint == 0)
+    }
+}
+
+/// A stored checkpoint with its name, as a store lists them for tools
+/// (`SqliteEventStore::checkpoints`, `PostgresEventStore::checkpoints`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedCheckpoint {
+    /// The reader's name (a projection's, a reaction's; a partition's is `{name}#p{i}/{n}`).
+    pub name: String,
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// When it was last claimed or committed.
+    pub updated_at: DateTime<Utc>,
+    /// How many dead letters the reader set aside and still keeps.
+    pub dead_letters: u64,
+}
+
+/// How a commit changes the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointChange {
+    /// Moves the cursor to `cursor`, stamping the reader's identity.
+    Advance {
+        /// The cursor of the last event of the commit.
+        cursor: Cursor,
+        /// The reader's version.
+        version: u32,
+        /// The reader's fingerprint.
+        fingerprint: u64,
+    },
+    /// A new start (a rebuild): the cursor `at` ([`Cursor::START`] to replay everything, the
+    /// head to start afresh from now), the next generation, the reader's identity, and every
+    /// dead letter of the name forgotten.
+    Reset {
+        /// Where the reader starts again.
+        at: Cursor,
+        /// The reader's version.
+        version: u32,
+        /// The reader's fingerprint.
+        fingerprint: u64,
+    },
+    /// Leaves the cursor where it is (a commit that only records or removes dead letters).
+    Keep,
+}
+
+/// One commit of a named reader: the fence it claimed, the change, and dead letters to record
+/// or remove, all written in one transaction (or not at all).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointCommit {
+    /// The fence of the claim this commit belongs to.
+    pub fence: u64,
+    /// How the checkpoint changes.
+    pub change: CheckpointChange,
+    /// Dead letters to record.
+    pub record: Vec<DeadLetter>,
+    /// Positions of dead letters to remove (retried or discarded).
+    pub remove: Vec<u64>,
+}
+
+impl CheckpointCommit {
+    /// A commit that moves the cursor to `cursor` with the reader's identity.
+    pub fn advance(fence: u64, cursor: Cursor, version: u32, fingerprint: u64) -> Self {
+        Self {
+            fence,
+            change: CheckpointChange::Advance {
+                cursor,
+                version,
+                fingerprint,
+            },
+            record: Vec::new(),
+            remove: Vec::new(),
+        }
+    }
+}
+
+/// An event a reader could not take and set aside under its error policy
+/// (`ErrorPolicy::SkipAndRecord`), recorded with the checkpoint that moved past it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Where the event is in the log.
+    pub cursor: Cursor,
+    /// The event's id (`None` when the stored row could not be read).
+    pub event_id: Option<Uuid>,
+    /// The event's stream type (empty when unknown).
+    pub stream_type: String,
+    /// The event's stream id (empty when unknown).
+    pub stream_id: String,
+    /// The event's version within its stream (0 when unknown).
+    pub stream_version: u64,
+    /// The event's wire name (empty when unknown).
+    pub event_type: String,
+    /// The stored version of the event's shape (0 when unknown).
+    pub event_version: u32,
+    /// Why it could not be taken.
+    pub error: String,
+    /// When it was set aside.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    /// The dead letter of `event`, read at `cursor`, refused with `error`.
+    pub fn of(cursor: Cursor, event: &StoredEvent, error: impl ToString) -> Self {
+        Self {
+            cursor,
+            event_id: Some(event.event_id),
+            stream_type: event.stream_type.clone(),
+            stream_id: event.stream_id.clone(),
+            stream_version: event.stream_version,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version,
+            error: error.to_string(),
+            recorded_at: super::now(),
+        }
+    }
+}
+
+/// Durable, fenced checkpoints of named readers of the log, and their dead letters.
+///
+/// The protocol: a runner [`claim`](CheckpointStore::claim)s the name (a new fence, which
+/// fences out every earlier claim), resumes after the returned cursor, and
+/// [`commit`](CheckpointStore::commit)s with its fence; a commit whose fence is no longer the
+/// stored one is refused with [`StoreError::Fenced`] and changes nothing.
+pub trait CheckpointStore: Send + Sync + 'static {
+    /// The stored checkpoint of `name`, if it has one (read only: lag, read-your-writes, tools).
+    fn checkpoint(
         &self,
         name: &str,
-    ) -> impl Future<Output = Result<Option<Self::Lease>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Checkpoint>, StoreError>> + Send;
+
+    /// Takes `name` over: stores a new fence (creating the checkpoint at [`Cursor::START`]
+    /// if there is none) and returns the checkpoint with it.
+    fn claim(&self, name: &str) -> impl Future<Output = Result<Checkpoint, StoreError>> + Send;
+
+    /// Applies `commit` if `name`'s fence is still `commit.fence`, else refuses with
+    /// [`StoreError::Fenced`]. Returns the checkpoint as committed.
+    fn commit(
+        &self,
+        name: &str,
+        commit: CheckpointCommit,
+    ) -> impl Future<Output = Result<Checkpoint, StoreError>> + Send;
+
+    /// The dead letters of `name`, oldest first.
+    fn dead_letters(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
 }
 
-/// In-memory leases (one process).
-#[derive(Debug, Clone, Default)]
-pub struct InMemoryLeases {
-    held: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-}
-
-impl InMemoryLeases {
-    /// No lease held.
-    pub fn new() -> Self {
-        Self::default()
+/// The checkpoint after `commit` is applied to `stored` (the fence already checked): the rule
+/// every backend applies, written once.
+pub(crate) fn apply_change(stored: Checkpoint, change: CheckpointChange) -> Checkpoint {
+    match change {
+        CheckpointChange::Advance {
+            cursor,
+            version,
+            fingerprint,
+        } => Checkpoint {
+            cursor,
+            version,
+            fingerprint,
+            ..stored
+        },
+        CheckpointChange::Reset {
+            at,
+            version,
+            fingerprint,
+        } => Checkpoint {
+            cursor: at,
+            version,
+            fingerprint,
+            generation: stored.generation + 1,
+            fence: stored.fence,
+        },
+        CheckpointChange::Keep => stored,
     }
 }
 
-/// A lease of [`InMemoryLeases`]; dropping it releases the name.
-#[derive(Debug)]
-pub struct InMemoryLease {
-    name: String,
-    held: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+/// Whether `commit` was committed already (a retry of a commit whose answer was lost): it
+/// advances to a cursor the stored checkpoint has reached. Nothing of it runs again.
+pub(crate) fn already_committed(stored: &Checkpoint, commit: &CheckpointCommit) -> bool {
+    matches!(commit.change, CheckpointChange::Advance { cursor, .. } if stored.cursor >= cursor)
 }
 
-impl Drop for InMemoryLease {
-    fn drop(&mut self) {
-        if let Ok(mut held) = self.held.lock() {
-            held.remove(&self.name);
-        }
+/// The refusal of a commit carrying `fence` when `current` is stored.
+pub(crate) fn fenced(name: &str, fence: u64, current: u64) -> StoreError {
+    StoreError::Fenced {
+        name: name.to_owned(),
+        fence,
+        current,
     }
 }
 
-impl LeaseStore for InMemoryLeases {
-    type Lease = InMemoryLease;
-
-    async fn try_acquire(&self, name: &str) -> Result<Option<InMemoryLease>, StoreError> {
-        let mut held = self
-            .held
-            .lock()
-            .map_err(|_| StoreError::backend("the in-memory lease table is poisoned"))?;
-        if !held.insert(name.to_owned()) {
-            return Ok(None);
-        }
-        Ok(Some(InMemoryLease {
-            name: name.to_owned(),
-            held: self.held.clone(),
-        }))
+/// Applies `commit` to an in-process checkpoint and its dead letters if its fence matches:
+/// the rule of the in-memory checkpoint table and of the in-memory read model.
+pub(crate) fn commit_in_memory(
+    name: &str,
+    checkpoint: &mut Checkpoint,
+    dead: &mut BTreeMap<u64, DeadLetter>,
+    commit: CheckpointCommit,
+) -> Result<Checkpoint, StoreError> {
+    if checkpoint.fence != commit.fence {
+        return Err(fenced(name, commit.fence, checkpoint.fence));
     }
+    if already_committed(checkpoint, &commit) {
+        return Ok(*checkpoint);
+    }
+    if matches!(commit.change, CheckpointChange::Reset { .. }) {
+        dead.clear();
+    }
+    for position in commit.remove {
+        dead.remove(&position);
+    }
+    for letter in commit.record {
+        dead.insert(letter.cursor.position, letter);
+    }
+    *checkpoint = apply_change(*checkpoint, commit.change);
+    Ok(*checkpoint)
 }

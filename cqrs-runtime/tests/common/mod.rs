@@ -7,8 +7,8 @@ use cqrs_runtime::aggregate::{Aggregate, Apply, Command, CreationPolicy, Events}
 use cqrs_runtime::event::{
     DecodeError, Decoded, EncodedEvent, Event, EventEnum, EventOf, EventSchema, FieldSchema,
 };
+use cqrs_runtime::memory::InMemoryEventStore;
 use cqrs_runtime::repository::Repository;
-use cqrs_runtime::store::InMemoryEventStore;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- ids and events

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use cqrs_runtime::store::{
-    EventStore, ExpectedVersion, InMemoryCheckpoints, InMemoryEventStore, InMemoryLeases,
-    InMemorySnapshots, NewEvent,
+use cqrs_runtime::memory::{
+    InMemoryCheckpoints, InMemoryEventStore, InMemoryLeases, InMemorySnapshots,
 };
+use cqrs_runtime::store::{EventStore, ExpectedVersion, NewEvent};
 
 use super::Backend;
 
@@ -29,6 +29,7 @@ async fn wait_then_append(
 }
 
 pub struct Memory {
+    reactions: cqrs_runtime::processing::reaction::InMemoryReactions,
     events: InMemoryEventStore,
     checkpoints: InMemoryCheckpoints,
     snapshots: InMemorySnapshots,
@@ -40,9 +41,11 @@ impl Backend for Memory {
     type Checkpoints = InMemoryCheckpoints;
     type Snapshots = InMemorySnapshots;
     type Leases = InMemoryLeases;
+    type Reactions = cqrs_runtime::processing::reaction::InMemoryReactions;
 
     async fn setup() -> Option<Self> {
         Some(Self {
+            reactions: Default::default(),
             events: InMemoryEventStore::new(),
             checkpoints: InMemoryCheckpoints::new(),
             snapshots: InMemorySnapshots::new(),
@@ -58,11 +61,17 @@ impl Backend for Memory {
     fn snapshots(&self) -> Self::Snapshots {
         self.snapshots.clone()
     }
+    fn reactions(&self) -> Self::Reactions {
+        self.reactions.clone()
+    }
     fn leases(&self) -> Self::Leases {
         self.leases.clone()
     }
     async fn other_leases(&self) -> Self::Leases {
         self.leases.clone()
+    }
+    async fn lose_lease(&self, name: &str) {
+        self.leases.revoke(name);
     }
     async fn append_held_open(&self, st: &str, id: &str, v: u64, e: NewEvent, hold: Duration) {
         wait_then_append(&self.events, st, id, v, e, hold).await;
@@ -76,7 +85,7 @@ pub use sqlite::Sqlite;
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
-    use cqrs_runtime::store::SqliteEventStore;
+    use cqrs_runtime::sqlite::SqliteEventStore;
     use std::path::PathBuf;
 
     pub struct Sqlite {
@@ -89,6 +98,7 @@ mod sqlite {
         type Checkpoints = SqliteEventStore;
         type Snapshots = SqliteEventStore;
         type Leases = SqliteEventStore;
+        type Reactions = SqliteEventStore;
 
         async fn setup() -> Option<Self> {
             let dir = std::env::temp_dir().join(format!("cqrs-conf-{}", uuid::Uuid::now_v7()));
@@ -107,6 +117,9 @@ mod sqlite {
         fn snapshots(&self) -> Self::Snapshots {
             self.store.clone()
         }
+        fn reactions(&self) -> Self::Reactions {
+            self.store.clone()
+        }
         fn leases(&self) -> Self::Leases {
             self.store.clone()
         }
@@ -114,6 +127,16 @@ mod sqlite {
             SqliteEventStore::open(self.store.path())
                 .await
                 .expect("reopen SQLite store")
+        }
+        async fn lose_lease(&self, _name: &str) {
+            // `<database>.<events table>.leases/`: a new lock file at the same path locks on
+            // its own.
+            for entry in std::fs::read_dir(&self.dir).expect("read dir") {
+                let entry = entry.expect("dir entry");
+                if entry.file_name().to_string_lossy().ends_with(".leases") {
+                    std::fs::remove_dir_all(entry.path()).expect("remove the leases");
+                }
+            }
         }
         async fn append_held_open(&self, st: &str, id: &str, v: u64, e: NewEvent, d: Duration) {
             wait_then_append(&self.store, st, id, v, e, d).await;
@@ -131,7 +154,7 @@ pub use postgres::Postgres;
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use cqrs_runtime::store::{PostgresConfig, PostgresEventStore};
+    use cqrs_runtime::postgres::{PostgresConfig, PostgresEventStore};
     use tokio_postgres::NoTls;
 
     /// With `NOTIFY`, every append also notifies a channel (`PostgresConfig::notify`): the
@@ -163,6 +186,7 @@ mod postgres {
         type Checkpoints = PostgresEventStore;
         type Snapshots = PostgresEventStore;
         type Leases = PostgresEventStore;
+        type Reactions = PostgresEventStore;
 
         async fn setup() -> Option<Self> {
             let url = url();
@@ -174,14 +198,14 @@ mod postgres {
                 return None;
             }
             let schema = format!("cqrs_t_{}", uuid::Uuid::now_v7().simple());
-            let mut config = PostgresConfig::from_url(&url).expect("DATABASE_URL parses");
+            let mut config = PostgresConfig::new(&url).expect("DATABASE_URL parses");
             if NOTIFY {
                 config = config.notify("cqrs_conformance").expect("valid channel");
             }
             let store = config
                 .schema(&schema)
                 .expect("valid schema name")
-                .connect()
+                .open()
                 .await
                 .expect("connect and migrate");
             Some(Self { url, schema, store })
@@ -195,13 +219,39 @@ mod postgres {
         fn snapshots(&self) -> Self::Snapshots {
             self.store.clone()
         }
+        fn reactions(&self) -> Self::Reactions {
+            self.store.clone()
+        }
         fn leases(&self) -> Self::Leases {
             self.store.clone()
         }
         async fn other_leases(&self) -> Self::Leases {
-            let config = PostgresConfig::from_url(&self.url).expect("URL parses");
+            let config = PostgresConfig::new(&self.url).expect("URL parses");
             let config = config.schema(&self.schema).expect("valid schema");
-            config.connect().await.expect("second connection")
+            config.open().await.expect("second connection")
+        }
+        async fn lose_lease(&self, name: &str) {
+            let pid = self.store.lease_holder(name).await.expect("pg_locks");
+            let pid = pid.unwrap_or_else(|| panic!("nobody holds the lease on {name}"));
+            let client = client(&self.url).await.expect("client");
+            client
+                .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                .await
+                .expect("pg_terminate_backend");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while self
+                .store
+                .lease_holder(name)
+                .await
+                .expect("pg_locks")
+                .is_some()
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the lock outlived its session"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         /// A raw transaction that takes its identity value, then sleeps before committing:
         /// the writer that makes a plain `global_position > n` reader skip events.

@@ -164,4 +164,23 @@ pub async fn repository_loads_snapshot_plus_tail<B: Backend>(b: &Arc<B>) {
         (snapshot.version, snapshot.state_fingerprint),
         (9, Counter::FINGERPRINT)
     );
+
+    // A snapshot ahead of its stream (a tampered table, a stream restored from an older
+    // backup) is ignored: the state comes from the events, and commands still commit.
+    let mut ahead = doctored("s3", Counter::FINGERPRINT, &state);
+    ahead.version = 1000;
+    snapshots.save_snapshot(ahead).await.expect("save");
+    let loaded = repo.load(&"s3".to_owned()).await.expect("load");
+    assert_eq!(
+        (loaded.version, loaded.state.total, loaded.state.adds),
+        (8, 28, 7)
+    );
+    let committed = repo
+        .execute(Add {
+            counter: "s3".into(),
+            by: 2,
+        })
+        .await
+        .expect("a command after a snapshot ahead of the stream");
+    assert_eq!((committed.version, committed.state.total), (9, 30));
 }

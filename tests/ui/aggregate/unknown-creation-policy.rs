@@ -20,13 +20,19 @@ pub enum ThingEvent { Opened(Opened), Renamed(Renamed) }
 #[command(aggregate = Thing)]
 pub struct Open { #[id] pub id: String }
 
+#[derive(Debug, Clone, Command)]
+#[command(aggregate = Thing)]
+pub struct Rename { #[id] pub id: String, pub name: String }
+
 #[derive(Default)]
 pub struct Thing;
 
 #[aggregate(name = "thing", id = String, events = ThingEvent, error = Rejected)]
 impl Thing {
-    #[command(craete)]
+    #[command(create_or_existing)]
     fn open(&self, _: Open) -> Result<Opened, Rejected> { Ok(Opened {}) }
+    #[command]
+    fn rename(&self, cmd: Rename) -> Result<Renamed, Rejected> { Ok(Renamed { name: cmd.name }) }
     #[apply]
     fn opened(&mut self, _: &Opened) {}
     #[apply]

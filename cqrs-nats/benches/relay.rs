@@ -1,0 +1,172 @@
+//! Relay throughput: the relay (`Relay` driven by `Runner::catch_up` from an in-memory store,
+//! checkpoint in memory) against a plain `async-nats` loop that publishes the same messages
+//! (the same subjects, headers and bodies, encoded before the timing) in the same batches,
+//! pipelined, awaiting the same acknowledgments. Each iteration publishes every event into a
+//! fresh JetStream stream (memory storage), created and deleted outside the timing.
+//!
+//! Needs NATS with JetStream at `NATS_URL` (default `127.0.0.1:4222`). Run with
+//! `cargo bench -p cqrs-nats --bench relay`; `CQRS_EVENTS` sets the number of events (20,000
+//! by default), `CQRS_BATCH` the batch size (500).
+#![allow(missing_docs, reason = "bench fixtures")]
+
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, message::PublishMessage};
+use bytes::Bytes;
+use cqrs_nats::{Relay, RelayConfig, Storage, StreamConfig, Subjects, ensure_stream, envelope};
+use cqrs_runtime::memory::{InMemoryCheckpoints, InMemoryLeases};
+use cqrs_runtime::prelude::*;
+use cqrs_runtime::store::{Cursor, NewEvent};
+use criterion::{Criterion, Throughput, criterion_group};
+use uuid::Uuid;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The store: `events` deposits of ~100-byte payloads over 100 streams.
+async fn store(events: usize) -> InMemoryEventStore {
+    let store = InMemoryEventStore::new();
+    for stream in 0..100 {
+        let batch: Vec<NewEvent> = (0..events / 100)
+            .map(|i| {
+                let payload = format!(
+                    r#"{{"amount":{i},"balance_after":{},"note":"a deposit of the benchmark, {stream}"}}"#,
+                    i * 2
+                );
+                NewEvent::new("money_deposited", 1, payload.into_bytes(), Metadata::new())
+            })
+            .collect();
+        store
+            .append(
+                "account",
+                &format!("acc-{stream}"),
+                ExpectedVersion::NoStream,
+                batch,
+            )
+            .await
+            .expect("append");
+    }
+    store
+}
+
+/// The messages the relay publishes, encoded once.
+async fn messages(store: &InMemoryEventStore, prefix: &str) -> Vec<(String, HeaderMap, Bytes)> {
+    let subjects = Subjects::by_type(prefix);
+    let events = store
+        .read_after(Cursor::START, usize::MAX)
+        .await
+        .expect("read");
+    let mut prev = Cursor::START;
+    events
+        .into_iter()
+        .map(|(cursor, event)| {
+            let (headers, body) = envelope::encode(cursor, prev, &event).expect("encode");
+            prev = cursor;
+            (subjects.subject(&event), headers, body)
+        })
+        .collect()
+}
+
+fn stream_config(prefix: &str) -> StreamConfig {
+    StreamConfig::new(format!("BENCH{}", Uuid::now_v7().simple()), prefix).storage(Storage::Memory)
+}
+
+fn relay(c: &mut Criterion) {
+    let events = env("CQRS_EVENTS", 20_000);
+    let batch = env("CQRS_BATCH", 500);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The JetStream context spawns its acknowledgment task on the runtime.
+    let _runtime = runtime.enter();
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".to_owned());
+    let Ok(client) = runtime.block_on(async_nats::connect(&url)) else {
+        eprintln!("skipping the relay bench: NATS is unreachable at {url}");
+        return;
+    };
+    let js = jetstream::new(client);
+    let prefix = "benchrelay";
+    let store = runtime.block_on(store(events));
+    let messages = runtime.block_on(messages(&store, prefix));
+    assert_eq!(messages.len(), events / 100 * 100);
+
+    let mut group = c.benchmark_group("relay");
+    group.throughput(Throughput::Elements(messages.len() as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+
+    group.bench_function("plain_async_nats", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let config = stream_config(prefix);
+                    ensure_stream(&js, &config).await.expect("stream");
+                    let start = Instant::now();
+                    for chunk in messages.chunks(batch) {
+                        let mut acks = Vec::with_capacity(chunk.len());
+                        for (subject, headers, body) in chunk {
+                            let publish = PublishMessage::build()
+                                .headers(headers.clone())
+                                .payload(body.clone());
+                            acks.push(
+                                js.send_publish(subject.clone(), publish)
+                                    .await
+                                    .expect("send"),
+                            );
+                        }
+                        for ack in acks {
+                            ack.await.expect("ack");
+                        }
+                    }
+                    total += start.elapsed();
+                    js.delete_stream(&config.name).await.expect("delete");
+                }
+                total
+            })
+        });
+    });
+
+    group.bench_function("relay", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let config = stream_config(prefix);
+                    let name = config.name.clone();
+                    let relay = Relay::start(
+                        js.clone(),
+                        InMemoryCheckpoints::new(),
+                        RelayConfig::new(&name, prefix).stream(config),
+                    )
+                    .await
+                    .expect("relay")
+                    .runner(store.clone())
+                    .with_leases(InMemoryLeases::new())
+                    .batch_size(batch);
+                    let start = Instant::now();
+                    let published = relay.catch_up().await.expect("publish");
+                    total += start.elapsed();
+                    assert_eq!(published, messages.len() as u64);
+                    js.delete_stream(&name).await.expect("delete");
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, relay);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,118 @@
+//! The idempotent re-append rule, written once and used by every backend so that their
+//! semantics cannot drift apart.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use crate::store::{AppendOutcome, ExpectedVersion, NewEvent, StoreError};
+
+/// Where a stored event sits: what the rule needs to know about an already stored id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot<'a> {
+    pub(crate) stream_type: &'a str,
+    pub(crate) stream_id: &'a str,
+    pub(crate) stream_version: u64,
+    pub(crate) global_position: u64,
+}
+
+/// If every id of `events` is already stored in this stream, in order and at consecutive
+/// versions (those the batch would occupy when `expected` is exact), the original outcome.
+pub(crate) fn retried_outcome<'a>(
+    stream_type: &str,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    lookup: impl Fn(&Uuid) -> Option<Slot<'a>>,
+) -> Option<AppendOutcome> {
+    let first = lookup(&events.first()?.event_id)?;
+    let start = match expected.exact() {
+        Some(version) if first.stream_version != version + 1 => return None,
+        _ => first.stream_version,
+    };
+    let mut positions = Vec::with_capacity(events.len());
+    let mut version = start;
+    for event in events {
+        let stored = lookup(&event.event_id)?;
+        if stored.stream_type != stream_type
+            || stored.stream_id != stream_id
+            || stored.stream_version != version
+        {
+            return None;
+        }
+        positions.push(stored.global_position);
+        version += 1;
+    }
+    Some(AppendOutcome {
+        stream_version: version - 1,
+        positions,
+    })
+}
+
+/// The first id of `events` that is already stored or that the batch holds twice.
+pub(crate) fn clashing_id<'a>(
+    events: &[NewEvent],
+    lookup: impl Fn(&Uuid) -> Option<Slot<'a>>,
+) -> Option<Uuid> {
+    let mut batch_ids = HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .find(|e| lookup(&e.event_id).is_some() || !batch_ids.insert(e.event_id))
+        .map(|e| e.event_id)
+}
+
+/// The id that appears twice within `events`, if any (no store access needed).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn duplicate_in_batch(events: &[NewEvent]) -> Option<Uuid> {
+    // Commands emit a few events: comparing pairs costs less than seeding and filling a
+    // hash set (a measured 2,800 instructions per single-event append).
+    if events.len() <= 16 {
+        return events.iter().enumerate().find_map(|(i, e)| {
+            let later = events.get(i + 1..).unwrap_or_default();
+            later
+                .iter()
+                .any(|other| other.event_id == e.event_id)
+                .then_some(e.event_id)
+        });
+    }
+    let mut batch_ids = HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .find(|e| !batch_ids.insert(e.event_id))
+        .map(|e| e.event_id)
+}
+
+/// Decides the outcome of an append that could not store its batch as new events, given
+/// where the batch's ids are stored and the stream's actual head version: an idempotent
+/// success, a [`StoreError::DuplicateEventId`], or a [`StoreError::Conflict`]. `Ok(None)` means
+/// none of these applies (the caller may retry, or store the batch).
+pub(crate) fn classify<'a>(
+    stream_type: &str,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    actual: u64,
+    lookup: impl Fn(&Uuid) -> Option<Slot<'a>> + Copy,
+) -> Result<Option<AppendOutcome>, StoreError> {
+    if let Some(outcome) = retried_outcome(stream_type, stream_id, expected, events, lookup) {
+        return Ok(Some(outcome));
+    }
+    if let Some(event_id) = clashing_id(events, lookup) {
+        return Err(StoreError::DuplicateEventId { event_id });
+    }
+    expected.check(stream_type, stream_id, actual)?;
+    Ok(None)
+}
+
+/// `u64` → `i64` for SQL columns; store values never reach 2^63.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::backend(format!("{what} {value} exceeds i64")))
+}
+
+/// `i64` → `u64` from SQL columns; negative values mean a corrupt row.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value)
+        .map_err(|_| StoreError::backend(format!("stored {what} {value} is negative")))
+}

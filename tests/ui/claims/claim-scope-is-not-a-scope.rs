@@ -1,0 +1,13 @@
+use cqrs_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub struct UserEmail;
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(name = "registered", version = 1)]
+pub struct Registered {
+    #[claim(UserEmail)]
+    pub email: String,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use cqrs_runtime::prelude::*;
+
+#[derive(Scope)]
+pub struct UserEmail;
+
+fn main() {}

@@ -1,0 +1,16 @@
+use cqrs_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "opened", version = 1)]
+pub struct Opened { pub owner: String }
+
+#[derive(Default)]
+pub struct Owners { pub names: Vec<String> }
+
+#[projection(name = "owners", events = Owners)]
+impl Owners {
+    #[on]
+    fn opened(&mut self, e: &Opened) { self.names.push(e.owner.clone()); }
+}
+fn main() {}

@@ -1,0 +1,28 @@
+use cqrs_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "placed", version = 1)]
+pub struct Placed { pub order: String }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "cancelled", version = 1)]
+pub struct Cancelled { pub order: String }
+
+#[derive(Debug, Clone, PartialEq, EventEnum)]
+pub enum OrderEvent { Placed(Placed), Cancelled(Cancelled) }
+
+pub struct Bus;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Watch { pub order: String }
+
+#[process_manager(name = "watch", events = OrderEvent, ignore(Placed))]
+impl Watch {
+    #[on(end, key = order)]
+    async fn cancelled(&mut self, _e: &Cancelled, _ctx: &mut ProcessContext<'_, Bus>) -> Result<(), ReactionError> {
+        Ok(())
+    }
+}
+
+fn main() {}
