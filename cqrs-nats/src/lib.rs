@@ -64,12 +64,14 @@
 pub mod envelope;
 mod error;
 mod relay;
+mod setup;
 mod source;
 mod stream;
 mod subject;
 
 pub use error::NatsError;
 pub use relay::{Relay, RelayConfig};
+pub use setup::SETUP_PATIENCE;
 pub use source::{Foreign, JetStreamSource, SourceConfig};
 pub use stream::{Retention, Storage, StreamConfig, ensure_stream};
 pub use subject::{SubjectFn, Subjects, token};

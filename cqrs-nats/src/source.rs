@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::NatsError;
 use crate::envelope::{self, Decoded};
+use crate::setup::{Refusal, passing, patiently};
 
 /// What a [`JetStreamSource`] does with a message that names no cursor (not written by a
 /// relay: a foreign publisher on the stream's subjects).
@@ -181,11 +182,34 @@ impl JetStreamSource {
                 "a durable consumer needs a name".to_owned(),
             ));
         }
+        let consumer = patiently(
+            || Self::consumer(jetstream, stream, &config),
+            |r: &Refusal| r.passing,
+        )
+        .await
+        .map_err(|r| r.error)?;
+        let labels = [("consumer", config.durable.clone())];
+        Ok(Self {
+            consumer,
+            foreign: metrics::counter!("cqrs_nats_source_foreign_total", &labels),
+            held_back: metrics::counter!("cqrs_nats_source_held_back_total", &labels),
+            config,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// One try at the durable consumer of [`connect`](Self::connect).
+    async fn consumer(
+        jetstream: &jetstream::Context,
+        stream: &str,
+        config: &SourceConfig,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, Refusal> {
+        use jetstream::stream::ConsumerErrorKind;
         let stream = jetstream
             .get_stream(stream)
             .await
-            .map_err(NatsError::jetstream)?;
-        let consumer = stream
+            .map_err(Refusal::get_stream)?;
+        stream
             .get_or_create_consumer(
                 &config.durable,
                 pull::Config {
@@ -199,15 +223,14 @@ impl JetStreamSource {
                 },
             )
             .await
-            .map_err(NatsError::jetstream)?;
-        let labels = [("consumer", config.durable.clone())];
-        Ok(Self {
-            consumer,
-            foreign: metrics::counter!("cqrs_nats_source_foreign_total", &labels),
-            held_back: metrics::counter!("cqrs_nats_source_held_back_total", &labels),
-            config,
-            state: Mutex::new(State::default()),
-        })
+            .map_err(|error| {
+                let passing = match error.kind() {
+                    ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => true,
+                    ConsumerErrorKind::JetStream(e) => passing(&e),
+                    _ => false,
+                };
+                Refusal::new(error, passing)
+            })
     }
 
     /// Deletes the durable consumer `durable` of `stream` (to rebuild a read model from the

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 
 use crate::NatsError;
+use crate::setup::{Refusal, passing, patiently};
 
 /// How long the stream keeps messages ([`StreamConfig::retention`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -176,6 +177,10 @@ impl StreamConfig {
 
 /// Creates the stream `config` describes, or checks the existing one against it
 /// ([`NatsError::StreamMismatch`] when a checked setting differs).
+///
+/// A request the server refuses for a passing reason (a cluster without a leader yet, a
+/// store it could not create at that moment) is retried for up to
+/// [`SETUP_PATIENCE`](crate::SETUP_PATIENCE).
 pub async fn ensure_stream(
     jetstream: &jetstream::Context,
     config: &StreamConfig,
@@ -185,26 +190,48 @@ pub async fn ensure_stream(
             "a stream needs a name and at least one subject".to_owned(),
         ));
     }
+    patiently(|| attempt(jetstream, config), |r: &Refusal| r.passing)
+        .await
+        .map_err(|r| r.error)
+}
+
+/// One try of [`ensure_stream`].
+async fn attempt(
+    jetstream: &jetstream::Context,
+    config: &StreamConfig,
+) -> Result<stream::Stream, Refusal> {
+    use jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
     match jetstream.get_stream(&config.name).await {
         Ok(mut stream) => {
-            let info = stream.info().await.map_err(NatsError::jetstream)?;
+            let info = stream.info().await.map_err(Refusal::request)?;
             if let Some(mismatch) = config.mismatch(&info.config) {
-                return Err(mismatch);
+                return Err(Refusal::lasting(mismatch));
             }
             Ok(stream)
         }
         Err(error)
             if matches!(
                 error.kind(),
-                jetstream::context::GetStreamErrorKind::JetStream(ref e)
+                GetStreamErrorKind::JetStream(ref e)
                     if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
             ) =>
         {
             jetstream
                 .create_stream(config.to_nats())
                 .await
-                .map_err(NatsError::jetstream)
+                .map_err(|error| {
+                    let passing = match error.kind() {
+                        CreateStreamErrorKind::JetStreamUnavailable
+                        | CreateStreamErrorKind::TimedOut => true,
+                        // Created by another relay in the meantime: the next try checks it.
+                        CreateStreamErrorKind::JetStream(e) => {
+                            passing(&e) || e.error_code() == jetstream::ErrorCode::STREAM_NAME_EXIST
+                        }
+                        _ => false,
+                    };
+                    Refusal::new(error, passing)
+                })
         }
-        Err(error) => Err(NatsError::jetstream(error)),
+        Err(error) => Err(Refusal::get_stream(error)),
     }
 }

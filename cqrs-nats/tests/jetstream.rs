@@ -993,7 +993,6 @@ async fn nats_restarted_mid_stream_loses_nothing() {
 // ---- a three-node cluster -----------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the 3-node cluster forms slowly on a loaded 2-core machine and the source connect can time out; run with --ignored"]
 async fn a_cluster_node_killed_while_publishing_loses_nothing_acknowledged() {
     let base = std::env::temp_dir().join(format!("cqrs-nats-cluster-{}", Uuid::now_v7().simple()));
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
