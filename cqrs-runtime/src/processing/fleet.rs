@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::error::{RunError, WaitError};
@@ -14,6 +14,7 @@ use super::handler::Handler;
 use super::partition::{Partition, PartitionKey, partition_name};
 use super::runner::{Runner, Running};
 use super::source::Source;
+use super::task::Stoppable;
 use super::wait::CheckpointWatch;
 use crate::store::{
     CheckpointChange, CheckpointCommit, CheckpointStore, Cursor, Lease, LeaseStore, StoreError,
@@ -286,18 +287,8 @@ where
         St: 'static,
     {
         let handle = self.handle();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            self.run(async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        RunningFleet {
-            handle,
-            stop: Some(stop),
-            task,
-        }
+        let task = Stoppable::spawn(|shutdown| async move { self.run(shutdown).await });
+        RunningFleet { handle, task }
     }
 
     async fn run_holding(
@@ -652,8 +643,7 @@ async fn check_count<St: CheckpointStore>(
 /// A worker of a fleet on its own task.
 pub struct RunningFleet {
     handle: FleetHandle,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), FleetError>>,
+    task: Stoppable<FleetError>,
 }
 
 impl RunningFleet {
@@ -663,22 +653,20 @@ impl RunningFleet {
     }
 
     /// Asks the worker to stop (each partition after its current batch) and waits for it.
-    pub async fn stop(mut self) -> Result<(), FleetError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.join().await
+    pub async fn stop(self) -> Result<(), FleetError> {
+        self.task.stop(crashed).await
     }
 
     /// Waits for the worker to end on its own (an error, since it runs until stopped).
-    pub async fn join(mut self) -> Result<(), FleetError> {
-        let _stop = self.stop.take();
-        match (&mut self.task).await {
-            Ok(result) => result,
-            Err(error) => Err(FleetError::Store {
-                name: String::new(),
-                source: StoreError::backend(format!("the fleet's task ended: {error}")),
-            }),
-        }
+    pub async fn join(self) -> Result<(), FleetError> {
+        self.task.join(crashed).await
+    }
+}
+
+/// A worker task that panicked or was cancelled.
+fn crashed(error: tokio::task::JoinError) -> FleetError {
+    FleetError::Store {
+        name: String::new(),
+        source: StoreError::backend(format!("the fleet's task ended: {error}")),
     }
 }

@@ -97,6 +97,7 @@ mod partition;
 pub mod reaction;
 mod runner;
 mod source;
+mod task;
 mod wait;
 
 pub use error::{RunError, WaitError};

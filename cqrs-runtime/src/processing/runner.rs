@@ -7,12 +7,13 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::error::{RunError, WaitError};
 use super::handler::{Handled, Handler, Tick};
 use super::source::Source;
+use super::task::Stoppable;
 use crate::store::{
     Checkpoint, CheckpointChange, CheckpointCommit, CorruptEvent, Cursor, DeadLetter, EventFilter,
     InMemoryLeases, Lease, LeaseStore, ReadBatch, StoreError, now,
@@ -490,18 +491,8 @@ impl<H: Handler, S: Source, L: LeaseStore> Runner<H, S, L> {
         L: 'static,
     {
         let handle = self.handle();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            self.run(async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        Running {
-            handle,
-            stop: Some(stop),
-            task,
-        }
+        let task = Stoppable::spawn(|shutdown| async move { self.run(shutdown).await });
+        Running { handle, task }
     }
 
     /// The handler's dead letters, oldest first.
@@ -1033,8 +1024,7 @@ async fn changed(wake: &mut Option<watch::Receiver<u64>>) {
 /// A runner on its own task.
 pub struct Running {
     handle: RunnerHandle,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), RunError>>,
+    task: Stoppable<RunError>,
 }
 
 impl Running {
@@ -1054,24 +1044,22 @@ impl Running {
     }
 
     /// Asks the runner to stop after its current batch and waits for it; returns how it ended.
-    pub async fn stop(mut self) -> Result<(), RunError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.join().await
+    pub async fn stop(self) -> Result<(), RunError> {
+        let name = self.handle.name.to_string();
+        self.task.stop(|error| crashed(name, &error)).await
     }
 
     /// Waits for the runner to end on its own (an error, since it runs until stopped).
-    pub async fn join(mut self) -> Result<(), RunError> {
+    pub async fn join(self) -> Result<(), RunError> {
         let name = self.handle.name.to_string();
-        // Keep the stop signal alive while waiting: dropping it is a stop request.
-        let _stop = self.stop.take();
-        match (&mut self.task).await {
-            Ok(result) => result,
-            Err(error) => Err(RunError::Crashed {
-                name,
-                reason: error.to_string(),
-            }),
-        }
+        self.task.join(|error| crashed(name, &error)).await
+    }
+}
+
+/// A runner task that panicked or was cancelled.
+fn crashed(name: String, error: &tokio::task::JoinError) -> RunError {
+    RunError::Crashed {
+        name,
+        reason: error.to_string(),
     }
 }
