@@ -293,61 +293,31 @@ impl<S: Serializer> Serializer for Checked<S> {
     }
 }
 
-impl<S: ser::SerializeSeq> ser::SerializeSeq for Checked<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
+/// The sequence-like compounds: each element is checked, then handed to the inner one.
+macro_rules! checked_elements {
+    ($($compound:ident :: $method:ident),* $(,)?) => {$(
+        impl<S: ser::$compound> ser::$compound for Checked<S> {
+            type Ok = S::Ok;
+            type Error = S::Error;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        let value = self.at(value);
-        self.inner.serialize_element(&value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
+                let value = self.at(value);
+                self.inner.$method(&value)
+            }
 
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.inner.end()
-    }
+            fn end(self) -> Result<S::Ok, S::Error> {
+                self.inner.end()
+            }
+        }
+    )*};
 }
 
-impl<S: ser::SerializeTuple> ser::SerializeTuple for Checked<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        let value = self.at(value);
-        self.inner.serialize_element(&value)
-    }
-
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.inner.end()
-    }
-}
-
-impl<S: ser::SerializeTupleStruct> ser::SerializeTupleStruct for Checked<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        let value = self.at(value);
-        self.inner.serialize_field(&value)
-    }
-
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.inner.end()
-    }
-}
-
-impl<S: ser::SerializeTupleVariant> ser::SerializeTupleVariant for Checked<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        let value = self.at(value);
-        self.inner.serialize_field(&value)
-    }
-
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.inner.end()
-    }
-}
+checked_elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
 
 impl<S: ser::SerializeMap> ser::SerializeMap for Checked<S> {
     type Ok = S::Ok;
@@ -368,49 +338,34 @@ impl<S: ser::SerializeMap> ser::SerializeMap for Checked<S> {
     }
 }
 
-impl<S: ser::SerializeStruct> ser::SerializeStruct for Checked<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
+/// The struct-like compounds: each field is checked, then handed to the inner one.
+macro_rules! checked_fields {
+    ($($compound:ident),* $(,)?) => {$(
+        impl<S: ser::$compound> ser::$compound for Checked<S> {
+            type Ok = S::Ok;
+            type Error = S::Error;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), S::Error> {
-        let value = self.at(value);
-        self.inner.serialize_field(key, &value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), S::Error> {
+                let value = self.at(value);
+                self.inner.serialize_field(key, &value)
+            }
 
-    fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
-        self.inner.skip_field(key)
-    }
+            fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+                self.inner.skip_field(key)
+            }
 
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.inner.end()
-    }
+            fn end(self) -> Result<S::Ok, S::Error> {
+                self.inner.end()
+            }
+        }
+    )*};
 }
 
-impl<S: ser::SerializeStructVariant> ser::SerializeStructVariant for Checked<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), S::Error> {
-        let value = self.at(value);
-        self.inner.serialize_field(key, &value)
-    }
-
-    fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
-        self.inner.skip_field(key)
-    }
-
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.inner.end()
-    }
-}
+checked_fields!(SerializeStruct, SerializeStructVariant);
 
 // ---- checking bytes under the rule -------------------------------------------------------------
 

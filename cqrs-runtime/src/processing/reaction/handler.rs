@@ -68,20 +68,17 @@ impl<R, B, St> ReactorHandler<R, B, St> {
     }
 }
 
-/// A handler's failure on an event, through the error policy: set aside, or stop (a
-/// transient failure is `Err`: the batch runs again).
-enum Verdict {
-    Skipped(DeadLetter),
-    Stop(RunError),
-}
-
-fn verdict(
+/// Puts a handler's failure on an event through the error policy: set aside as a dead letter
+/// (counted in `handled`, recorded with the checkpoint), or the end of the batch (`true`, the
+/// error in `handled.stopped`). A transient failure is `Err`: the batch runs again.
+fn settle(
     name: &str,
-    cursor: Cursor,
-    event: &StoredEvent,
+    (cursor, event): (Cursor, &StoredEvent),
     error: ReactionError,
     policy: ErrorPolicy,
-) -> Result<Verdict, StoreError> {
+    handled: &mut Handled,
+    record: &mut Vec<DeadLetter>,
+) -> Result<bool, StoreError> {
     if error.is_transient() {
         // The whole batch runs again: its commands are idempotent, nothing else was written.
         return match error {
@@ -89,8 +86,11 @@ fn verdict(
             other => Err(StoreError::unavailable(other.to_string())),
         };
     }
-    Ok(match policy {
-        ErrorPolicy::Stop => Verdict::Stop(RunError::handler(name, event, error)),
+    match policy {
+        ErrorPolicy::Stop => {
+            handled.stopped = Some(RunError::handler(name, event, error));
+            Ok(true)
+        }
         ErrorPolicy::SkipAndRecord => {
             tracing::warn!(
                 position = event.global_position,
@@ -98,9 +98,11 @@ fn verdict(
                 %error,
                 "a reaction failed on an event: set aside"
             );
-            Verdict::Skipped(DeadLetter::of(cursor, event, &error))
+            record.push(DeadLetter::of(cursor, event, &error));
+            handled.dead_lettered += 1;
+            Ok(false)
         }
-    })
+    }
 }
 
 impl<R, B, St> Handler for ReactorHandler<R, B, St>
@@ -136,15 +138,15 @@ where
         for (cursor, event) in batch {
             let mut ctx = ReactionContext::new(&self.bus, R::NAME, Cause::of_event(event));
             if let Err(error) = self.reactor.react(event, &mut ctx).await {
-                match verdict(R::NAME, *cursor, event, error, policy)? {
-                    Verdict::Skipped(letter) => {
-                        record.push(letter);
-                        handled.dead_lettered += 1;
-                    }
-                    Verdict::Stop(error) => {
-                        handled.stopped = Some(error);
-                        break;
-                    }
+                if settle(
+                    R::NAME,
+                    (*cursor, event),
+                    error,
+                    policy,
+                    &mut handled,
+                    &mut record,
+                )? {
+                    break;
                 }
             }
             handled.reached = Some(*cursor);
@@ -165,16 +167,17 @@ where
     ) -> Result<Handled, StoreError> {
         let (cursor, stored) = event;
         let mut ctx = ReactionContext::new(&self.bus, R::NAME, Cause::of_event(stored));
-        if let Err(error) = self.reactor.react(stored, &mut ctx).await
-            && let Verdict::Stop(error) =
-                verdict(R::NAME, *cursor, stored, error, ErrorPolicy::Stop)?
-        {
-            {
-                return Ok(Handled {
-                    stopped: Some(error),
-                    ..Handled::default()
-                });
-            }
+        if let Err(error) = self.reactor.react(stored, &mut ctx).await {
+            let mut handled = Handled::default();
+            settle(
+                R::NAME,
+                (*cursor, stored),
+                error,
+                ErrorPolicy::Stop,
+                &mut handled,
+                &mut Vec::new(),
+            )?;
+            return Ok(handled);
         }
         let remove = CheckpointCommit {
             fence,
@@ -457,15 +460,15 @@ where
                 Err(decode) => Err(ReactionError::Decode(decode)),
             };
             if let Err(error) = outcome {
-                match verdict(P::NAME, *cursor, event, error, policy)? {
-                    Verdict::Skipped(letter) => {
-                        record.push(letter);
-                        handled.dead_lettered += 1;
-                    }
-                    Verdict::Stop(error) => {
-                        handled.stopped = Some(error);
-                        break;
-                    }
+                if settle(
+                    P::NAME,
+                    (*cursor, event),
+                    error,
+                    policy,
+                    &mut handled,
+                    &mut record,
+                )? {
+                    break;
                 }
             }
             handled.reached = Some(*cursor);
@@ -500,16 +503,17 @@ where
             Ok(_) => Ok(()),
             Err(decode) => Err(ReactionError::Decode(decode)),
         };
-        if let Err(error) = outcome
-            && let Verdict::Stop(error) =
-                verdict(P::NAME, *cursor, stored, error, ErrorPolicy::Stop)?
-        {
-            {
-                return Ok(Handled {
-                    stopped: Some(error),
-                    ..Handled::default()
-                });
-            }
+        if let Err(error) = outcome {
+            let mut handled = Handled::default();
+            settle(
+                P::NAME,
+                (*cursor, stored),
+                error,
+                ErrorPolicy::Stop,
+                &mut handled,
+                &mut Vec::new(),
+            )?;
+            return Ok(handled);
         }
         let commit = CheckpointCommit {
             fence,
