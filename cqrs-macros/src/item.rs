@@ -7,6 +7,8 @@
 //! tokens it arrived as (an `Item::Verbatim` statement in the method's block, which prints
 //! back exactly those tokens) and lets `syn` parse everything else.
 
+use darling::FromMeta;
+use darling::ast::NestedMeta;
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use syn::parse::discouraged::Speculative;
 use syn::parse::{ParseStream, Parser};
@@ -18,6 +20,69 @@ pub(crate) fn parse_item(tokens: TokenStream) -> syn::Result<syn::Item> {
         return Ok(syn::Item::Impl(block));
     }
     syn::parse2::<syn::Item>(tokens)
+}
+
+/// An attribute's arguments: the strict parse (its errors are reported), and the arguments to
+/// validate the rest of the item with: the strict ones, or what `tolerant` reads when the
+/// strict parse failed (so one bad key is not followed by errors that only it caused).
+pub(crate) fn attribute_args<A: FromMeta + Clone + Default>(
+    args: TokenStream,
+    tolerant: fn(&[NestedMeta]) -> A,
+) -> (darling::Result<A>, A) {
+    let list = NestedMeta::parse_meta_list(args).map_err(darling::Error::from);
+    let strict = list
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|list| A::from_list(list));
+    let readable = match (&strict, &list) {
+        (Ok(args), _) => args.clone(),
+        (Err(_), Ok(list)) => tolerant(list),
+        (Err(_), Err(_)) => A::default(),
+    };
+    (strict, readable)
+}
+
+/// The methods of an attribute's `impl` block and what the attribute reads of them.
+pub(crate) struct Marked<'a> {
+    /// The block (`None`: the attribute is on another kind of item).
+    pub block: Option<&'a syn::ItemImpl>,
+    /// Each method that carries a marker, with its first marker.
+    pub methods: Vec<(&'a syn::ImplItemFn, &'a syn::Attribute)>,
+    /// A second marker on one method, at the second marker.
+    pub conflicts: Vec<darling::Error>,
+}
+
+/// The methods of `item` (an `impl` block) that carry a marker (`is_marker`); a method with
+/// more than one gets the error `conflict(method, first marker)` at each extra one.
+pub(crate) fn marked_methods<'a>(
+    item: &'a syn::Item,
+    is_marker: fn(&syn::Attribute) -> bool,
+    conflict: impl Fn(&syn::ImplItemFn, &syn::Attribute) -> String,
+) -> Marked<'a> {
+    let block = match item {
+        syn::Item::Impl(block) => Some(block),
+        _ => None,
+    };
+    let mut methods = Vec::new();
+    let mut conflicts = Vec::new();
+    for member in block.iter().flat_map(|b| &b.items) {
+        let syn::ImplItem::Fn(method) = member else {
+            continue;
+        };
+        let mut markers = method.attrs.iter().filter(|a| is_marker(a));
+        let Some(marker) = markers.next() else {
+            continue;
+        };
+        for extra in markers {
+            conflicts.push(crate::diag::error_at(extra, conflict(method, marker)));
+        }
+        methods.push((method, marker));
+    }
+    Marked {
+        block,
+        methods,
+        conflicts,
+    }
 }
 
 /// `attrs impl<..> Type where .. { items }`: the header parsed by `syn` with an empty body, then

@@ -6,6 +6,7 @@ use darling::util::SpannedValue;
 use proc_macro2::TokenStream;
 
 use crate::diag::{Flag, error_at};
+use crate::item::{attribute_args, marked_methods};
 
 /// `#[aggregate(name = "...", id = ..., events = ..., error = ..., services = ..., command_enum = ...)]`.
 ///
@@ -68,52 +69,29 @@ pub(super) struct AggregateInput<'a> {
 
 impl<'a> AggregateInput<'a> {
     pub fn parse(args: TokenStream, item: &'a syn::Item) -> Self {
-        let list = NestedMeta::parse_meta_list(args).map_err(darling::Error::from);
-        let args = list
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|list| AggregateArgs::from_list(list));
-        let readable = match (&args, &list) {
-            (Ok(args), _) => args.clone(),
-            (Err(_), Ok(list)) => AggregateArgs::tolerant(list),
-            (Err(_), Err(_)) => AggregateArgs::default(),
-        };
-        let block = match item {
-            syn::Item::Impl(block) => Some(block),
-            _ => None,
-        };
-        let mut methods = Vec::new();
-        let mut conflicts = Vec::new();
-        for member in block.iter().flat_map(|b| &b.items) {
-            let syn::ImplItem::Fn(method) = member else {
-                continue;
-            };
-            let mut markers = method.attrs.iter().filter(|a| is_marker(a));
-            let Some(marker) = markers.next() else {
-                continue;
-            };
-            for extra in markers {
-                conflicts.push(error_at(
-                    extra,
-                    format!(
-                        "`{}` already has `#[{}]`: a method is either one `#[command]` handler or one `#[apply]` handler",
-                        method.sig.ident,
-                        marker_name(marker)
-                    ),
-                ));
-            }
-            methods.push(MarkedMethod {
+        let (args, readable) = attribute_args(args, AggregateArgs::tolerant);
+        let marked = marked_methods(item, is_marker, |method, marker| {
+            format!(
+                "`{}` already has `#[{}]`: a method is either one `#[command]` handler or one `#[apply]` handler",
+                method.sig.ident,
+                marker_name(marker)
+            )
+        });
+        let methods = marked
+            .methods
+            .into_iter()
+            .map(|(method, marker)| MarkedMethod {
                 method,
                 role: role_of(marker),
-            });
-        }
+            })
+            .collect();
         Self {
             item,
             args,
             readable,
-            block,
+            block: marked.block,
             methods,
-            conflicts,
+            conflicts: marked.conflicts,
         }
     }
 }

@@ -6,6 +6,7 @@ use darling::util::{PathList, SpannedValue};
 use proc_macro2::TokenStream;
 
 use crate::diag::{Flag, error_at};
+use crate::item::{attribute_args, marked_methods};
 
 /// The sources: event enums or aggregates, `events = X`, `events = [A, B]` or `events(A, B)`.
 #[derive(Clone, Default)]
@@ -88,52 +89,33 @@ pub(super) struct ProjectionInput<'a> {
 
 impl<'a> ProjectionInput<'a> {
     pub fn parse(args: TokenStream, item: &'a syn::Item) -> Self {
-        let list = NestedMeta::parse_meta_list(args).map_err(darling::Error::from);
-        let args = list
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|list| ProjectionArgs::from_list(list));
-        let readable = match (&args, &list) {
-            (Ok(args), _) => args.clone(),
-            (Err(_), Ok(list)) => ProjectionArgs::tolerant(list),
-            (Err(_), Err(_)) => ProjectionArgs::default(),
-        };
-        let block = match item {
-            syn::Item::Impl(block) => Some(block),
-            _ => None,
-        };
-        let mut methods = Vec::new();
-        let mut conflicts = Vec::new();
-        for member in block.iter().flat_map(|b| &b.items) {
-            let syn::ImplItem::Fn(method) = member else {
-                continue;
-            };
-            let mut markers = method.attrs.iter().filter(|a| is_marker(a));
-            let Some(marker) = markers.next() else {
-                continue;
-            };
-            for extra in markers {
-                conflicts.push(error_at(
-                    extra,
-                    format!(
-                        "`{}` already has `#[{}]`: a method is either one `#[on]` handler or one `#[query]` method",
-                        method.sig.ident,
-                        if marker.path().is_ident("on") { "on" } else { "query" }
-                    ),
-                ));
-            }
-            methods.push(MarkedMethod {
+        let (args, readable) = attribute_args(args, ProjectionArgs::tolerant);
+        let marked = marked_methods(item, is_marker, |method, marker| {
+            format!(
+                "`{}` already has `#[{}]`: a method is either one `#[on]` handler or one `#[query]` method",
+                method.sig.ident,
+                if marker.path().is_ident("on") {
+                    "on"
+                } else {
+                    "query"
+                }
+            )
+        });
+        let methods = marked
+            .methods
+            .into_iter()
+            .map(|(method, marker)| MarkedMethod {
                 method,
                 role: role_of(marker),
-            });
-        }
+            })
+            .collect();
         Self {
             item,
             args,
             readable,
-            block,
+            block: marked.block,
             methods,
-            conflicts,
+            conflicts: marked.conflicts,
         }
     }
 }

@@ -10,6 +10,7 @@ use syn::parse::ParseStream;
 
 use super::Kind;
 use crate::diag::error_at;
+use crate::item::{attribute_args, marked_methods};
 use crate::projection::parse::Sources;
 
 /// `#[reactor(name = "...", events = ..., version = N, ignore(...), bus = T, crate = path)]`,
@@ -83,64 +84,43 @@ pub(super) struct ReactionInput<'a> {
 
 impl<'a> ReactionInput<'a> {
     pub fn parse(kind: Kind, args: TokenStream, item: &'a syn::Item) -> Self {
-        let list = NestedMeta::parse_meta_list(args).map_err(darling::Error::from);
-        let args = list
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|list| ReactionArgs::from_list(list));
-        let readable = match (&args, &list) {
-            (Ok(args), _) => args.clone(),
-            (Err(_), Ok(list)) => ReactionArgs::tolerant(list),
-            (Err(_), Err(_)) => ReactionArgs::default(),
-        };
-        let block = match item {
-            syn::Item::Impl(block) => Some(block),
-            _ => None,
-        };
-        let mut methods = Vec::new();
-        let mut conflicts = Vec::new();
-        for member in block.iter().flat_map(|b| &b.items) {
-            let syn::ImplItem::Fn(method) = member else {
-                continue;
-            };
-            let mut markers = method.attrs.iter().filter(|a| is_marker(a));
-            let Some(marker) = markers.next() else {
-                continue;
-            };
-            for extra in markers {
-                conflicts.push(error_at(
-                    extra,
-                    format!(
-                        "`{}` already has a marker: a method is one `#[on]` handler or one `#[deadline]` handler",
-                        method.sig.ident
-                    ),
-                ));
-            }
-            let role = if marker.path().is_ident("on") {
-                Role::On(on_args(marker))
-            } else {
-                Role::Deadline(match &marker.meta {
-                    syn::Meta::Path(_) => Ok(()),
-                    meta => Err(error_at(
-                        meta,
-                        "`#[deadline]` takes no arguments: the deadline's type is the handler's argument",
-                    )),
-                })
-            };
-            methods.push(MarkedMethod {
-                method,
-                marker,
-                role,
-            });
-        }
+        let (args, readable) = attribute_args(args, ReactionArgs::tolerant);
+        let marked = marked_methods(item, is_marker, |method, _| {
+            format!(
+                "`{}` already has a marker: a method is one `#[on]` handler or one `#[deadline]` handler",
+                method.sig.ident
+            )
+        });
+        let methods = marked
+            .methods
+            .into_iter()
+            .map(|(method, marker)| {
+                let role = if marker.path().is_ident("on") {
+                    Role::On(on_args(marker))
+                } else {
+                    Role::Deadline(match &marker.meta {
+                        syn::Meta::Path(_) => Ok(()),
+                        meta => Err(error_at(
+                            meta,
+                            "`#[deadline]` takes no arguments: the deadline's type is the handler's argument",
+                        )),
+                    })
+                };
+                MarkedMethod {
+                    method,
+                    marker,
+                    role,
+                }
+            })
+            .collect();
         Self {
             kind,
             item,
             args,
             readable,
-            block,
+            block: marked.block,
             methods,
-            conflicts,
+            conflicts: marked.conflicts,
         }
     }
 }
