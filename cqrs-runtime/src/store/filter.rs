@@ -78,13 +78,21 @@ impl EventFilter {
 
     /// Whether an event of `stream_type` named `event_type` matches.
     pub fn matches(&self, stream_type: &str, event_type: &str) -> bool {
+        self.matches_stream_type(stream_type) || self.matches_event_type(event_type)
+    }
+
+    /// Whether every event of streams of `stream_type` matches.
+    pub fn matches_stream_type(&self, stream_type: &str) -> bool {
         self.stream_types
             .binary_search_by(|t| t.as_str().cmp(stream_type))
             .is_ok()
-            || self
-                .event_types
-                .binary_search_by(|t| t.as_str().cmp(event_type))
-                .is_ok()
+    }
+
+    /// Whether events named `event_type` match in any stream.
+    pub fn matches_event_type(&self, event_type: &str) -> bool {
+        self.event_types
+            .binary_search_by(|t| t.as_str().cmp(event_type))
+            .is_ok()
     }
 
     /// Whether `event` matches.

@@ -509,8 +509,12 @@ impl EventStore for InMemoryEventStore {
         let log = self.read()?;
         let start = usize::try_from(after.position).unwrap_or(usize::MAX);
         let order = log.order.get(start..).unwrap_or_default();
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(order.len().min(limit));
         let mut through = after;
+        // The filter's answer per interned name, decided on first sight (0: not yet, 1: no,
+        // 2: yes): one string search per name and read, not per event.
+        let mut by_name = vec![0u8; log.names.len()];
+        let by_stream_type = !filter.stream_types().is_empty();
         for (&(stream, version), position) in order.iter().zip(after.position + 1..) {
             if events.len() >= limit {
                 break;
@@ -522,7 +526,16 @@ impl EventStore for InMemoryEventStore {
             let Some(hot) = s.hot.get(version) else {
                 continue;
             };
-            if !filter.matches(&s.stream_type, log.name(hot.name)) {
+            let named = match by_name.get_mut(hot.name as usize) {
+                Some(answer @ 0) => {
+                    let yes = filter.matches_event_type(log.name(hot.name));
+                    *answer = 1 + u8::from(yes);
+                    yes
+                }
+                Some(answer) => *answer == 2,
+                None => filter.matches_event_type(log.name(hot.name)),
+            };
+            if !named && !(by_stream_type && filter.matches_stream_type(&s.stream_type)) {
                 continue;
             }
             if let Some(event) = log.stored(s, version) {
