@@ -535,7 +535,7 @@ impl EventStore for InMemoryEventStore {
                 Some(answer) => *answer == 2,
                 None => filter.matches_event_type(log.name(hot.name)),
             };
-            if !named && !(by_stream_type && filter.matches_stream_type(&s.stream_type)) {
+            if !(named || by_stream_type && filter.matches_stream_type(&s.stream_type)) {
                 continue;
             }
             if let Some(event) = log.stored(s, version) {

@@ -137,17 +137,17 @@ where
         let mut record = Vec::new();
         for (cursor, event) in batch {
             let mut ctx = ReactionContext::new(&self.bus, R::NAME, Cause::of_event(event));
-            if let Err(error) = self.reactor.react(event, &mut ctx).await {
-                if settle(
+            if let Err(error) = self.reactor.react(event, &mut ctx).await
+                && settle(
                     R::NAME,
                     (*cursor, event),
                     error,
                     policy,
                     &mut handled,
                     &mut record,
-                )? {
-                    break;
-                }
+                )?
+            {
+                break;
             }
             handled.reached = Some(*cursor);
             handled.processed += 1;
@@ -459,17 +459,17 @@ where
                 }
                 Err(decode) => Err(ReactionError::Decode(decode)),
             };
-            if let Err(error) = outcome {
-                if settle(
+            if let Err(error) = outcome
+                && settle(
                     P::NAME,
                     (*cursor, event),
                     error,
                     policy,
                     &mut handled,
                     &mut record,
-                )? {
-                    break;
-                }
+                )?
+            {
+                break;
             }
             handled.reached = Some(*cursor);
             handled.processed += 1;
