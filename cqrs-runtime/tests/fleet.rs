@@ -450,6 +450,83 @@ mod postgres {
 
     const PARTITIONS: u32 = 8;
 
+    /// The partitioned reaction: each deposit sends one `Count` command to the `Tally` of its
+    /// account, kept in a store of its own. A command sent twice for one deposit would append
+    /// a second `Counted` event: the tally store proves each was issued exactly once.
+    mod tally {
+        use cqrs_runtime::processing::reaction::{ReactionContext, ReactionError};
+        use cqrs_runtime::store::StoredEvent;
+        use cqrs_runtime::{
+            Command, CommandBus, Event, EventEnum, EventStore, Repository, aggregate, reactor,
+        };
+        use serde::{Deserialize, Serialize};
+
+        use super::super::{Deposited, LedgerEvent};
+
+        #[derive(Debug, Clone, PartialEq, Command)]
+        #[command(aggregate = Tally)]
+        pub struct Count {
+            #[id]
+            pub account: String,
+            pub amount: i64,
+        }
+
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+        #[event(name = "fleet_counted", version = 1)]
+        pub struct Counted {
+            pub amount: i64,
+        }
+
+        #[derive(Debug, Clone, PartialEq, EventEnum)]
+        pub enum TallyEvent {
+            Counted(Counted),
+        }
+
+        #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+        #[error("never")]
+        pub struct TallyError;
+
+        #[derive(Debug, Default)]
+        pub struct Tally;
+
+        #[aggregate(name = "fleet_tally", id = String, events = TallyEvent, error = TallyError)]
+        impl Tally {
+            #[command(any)]
+            fn count(&self, cmd: Count) -> Result<Counted, TallyError> {
+                Ok(Counted { amount: cmd.amount })
+            }
+
+            #[apply]
+            fn counted(&mut self, _: &Counted) {}
+        }
+
+        #[derive(CommandBus)]
+        pub struct Tallies<S: EventStore> {
+            pub tallies: Repository<Tally, S>,
+        }
+
+        #[derive(Debug, Default)]
+        pub struct Counting;
+
+        #[reactor(name = "fleet_counting", events = LedgerEvent)]
+        impl<S: EventStore> Counting {
+            #[on]
+            async fn deposited(
+                &self,
+                e: &Deposited,
+                stored: &StoredEvent,
+                ctx: &mut ReactionContext<'_, Tallies<S>>,
+            ) -> Result<(), ReactionError> {
+                ctx.send(Count {
+                    account: stored.stream_id.clone(),
+                    amount: e.amount,
+                })
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
     fn url() -> String {
         std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
@@ -507,12 +584,35 @@ mod postgres {
                     .poll_interval(Duration::from_millis(5), Duration::from_millis(50))
             })
             .heartbeat(Duration::from_millis(100));
-            let stopped = async move {
+            let tallies = open(&url, &format!("{}_tally", var("CQRS_FLEET_SCHEMA"))).await;
+            let events = store.clone();
+            let checkpoints = store.clone();
+            let reactions = Fleet::new("fleet_counting", PARTITIONS, store.clone(), move |p| {
+                let bus = tally::Tallies {
+                    tallies: cqrs_runtime::Repository::new(tallies.clone()),
+                };
+                let handler = cqrs_runtime::processing::reaction::reactor(
+                    tally::Counting,
+                    bus,
+                    checkpoints.clone(),
+                )
+                .partition(&p);
+                ProjectionRunner::new(p.source(events.clone()), handler)
+                    .batch_size(25)
+                    .poll_interval(Duration::from_millis(5), Duration::from_millis(50))
+            })
+            .heartbeat(Duration::from_millis(100));
+            let stopped = |stop: std::path::PathBuf| async move {
                 while !stop.exists() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             };
-            fleet.run(stopped).await.expect("the worker failed");
+            let (ledger, counting) = tokio::join!(
+                fleet.run(stopped(stop.clone())),
+                reactions.run(stopped(stop))
+            );
+            ledger.expect("the ledger worker failed");
+            counting.expect("the reaction worker failed");
         });
     }
 
@@ -605,10 +705,12 @@ mod postgres {
         );
     }
 
-    /// 3 worker processes run an 8-partition SQL model while two writers append; one worker is
-    /// killed with SIGKILL and a fourth started midway. The model equals a clean rebuild
-    /// (every event once, in stream order), and the lease table shows the killed worker's
-    /// partitions taken over and every partition held, spread evenly, at the end.
+    /// 3 worker processes run an 8-partition SQL model and an 8-partition reaction while two
+    /// writers append; one worker is killed with SIGKILL and a fourth started midway. The
+    /// model equals a clean rebuild (every event once, in stream order), every reaction's
+    /// command took effect exactly once (the tally store holds one `Counted` per deposit), and
+    /// the lease table shows the killed worker's partitions taken over and every partition
+    /// held, spread evenly, at the end.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_fleet_survives_a_killed_worker_and_rebalances() {
         let url = url();
@@ -624,6 +726,7 @@ mod postgres {
         };
         let schema = format!("cqrs_fleet_{}", uuid::Uuid::now_v7().simple());
         let clean_schema = format!("{schema}_clean");
+        let tally_schema = format!("{schema}_tally");
         let store = open(&url, &schema).await;
         let model = SqlReadModel::<Ledger, _>::open(store.clone())
             .await
@@ -720,6 +823,15 @@ mod postgres {
         )
         .await
         .expect("every partition caught up");
+        Fleet::wait_for(
+            &store,
+            "fleet_counting",
+            PARTITIONS,
+            head,
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("every reaction partition caught up");
         eprintln!(
             "leases before the kill: {:?}; after: {:?}",
             per_worker(&before),
@@ -742,13 +854,48 @@ mod postgres {
             .expect("rebuild");
         assert_eq!(dump(&model).await, dump(&clean).await);
 
+        // Every deposit's `Count` command took effect exactly once: per account, as many
+        // `Counted` events as deposits, with the same amounts in the same order.
+        let mut deposits: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for (_, event) in &all {
+            let amount = serde_json::from_slice::<Deposited>(&event.payload)
+                .expect("a deposit")
+                .amount;
+            deposits
+                .entry(event.stream_id.clone())
+                .or_default()
+                .push(amount);
+        }
+        let tallies = open(&url, &tally_schema).await;
+        let mut counted: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for (_, event) in tallies
+            .read_after(Cursor::START, usize::MAX)
+            .await
+            .expect("tallies")
+        {
+            if event.stream_type != "fleet_tally" {
+                continue; // the repository's recorded decisions
+            }
+            let amount = serde_json::from_slice::<tally::Counted>(&event.payload)
+                .expect("a count")
+                .amount;
+            counted
+                .entry(event.stream_id.clone())
+                .or_default()
+                .push(amount);
+        }
+        assert_eq!(
+            counted, deposits,
+            "each deposit counted exactly once, in order"
+        );
+
         std::fs::write(&stop, b"stop").expect("stop file");
         for (name, mut child) in children {
             let status = child.wait().expect("wait");
             assert!(status.success(), "worker {name} ended with {status}");
         }
         let _ = std::fs::remove_file(&stop);
-        for s in [&schema, &clean_schema] {
+        for s in [&schema, &clean_schema, &tally_schema] {
             db.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"))
                 .await
                 .expect("drop schema");
