@@ -4,6 +4,10 @@
 //! pipelined, awaiting the same acknowledgments. Each iteration publishes every event into a
 //! fresh JetStream stream (memory storage), created and deleted outside the timing.
 //!
+//! Rebuild throughput (group `rebuild`): one `#[projection]` into an `InMemoryReadModel`, caught
+//! up by a `ProjectionRunner` from the store itself against the same runner fed by a fresh
+//! durable consumer of a JetStream stream the relay filled (outside the timing).
+//!
 //! Needs NATS with JetStream at `NATS_URL` (default `127.0.0.1:4222`). Run with
 //! `cargo bench -p cqrs-nats --bench relay`; `CQRS_EVENTS` sets the number of events (20,000
 //! by default), `CQRS_BATCH` the batch size (500).
@@ -14,11 +18,17 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
-use cqrs_nats::{Relay, RelayConfig, Storage, StreamConfig, Subjects, ensure_stream, envelope};
+use cqrs_nats::{
+    JetStreamSource, Relay, RelayConfig, SourceConfig, Storage, StreamConfig, Subjects,
+    ensure_stream, envelope,
+};
 use cqrs_runtime::memory::{InMemoryCheckpoints, InMemoryLeases};
 use cqrs_runtime::prelude::*;
+use cqrs_runtime::projection::{EventMeta, InMemoryReadModel, ProjectionRunner};
 use cqrs_runtime::store::{Cursor, NewEvent};
+use cqrs_runtime::{Event, EventEnum, projection};
 use criterion::{Criterion, Throughput, criterion_group};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 fn env(name: &str, default: usize) -> usize {
@@ -164,7 +174,127 @@ fn relay(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, relay);
+/// The stored deposits, as the projection reads them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "money_deposited", version = 1)]
+pub struct MoneyDeposited {
+    pub amount: i64,
+    pub balance_after: i64,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, EventEnum)]
+pub enum AccountEvent {
+    Deposited(MoneyDeposited),
+}
+
+/// Per account: the number of deposits and the last balance.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Balances {
+    pub accounts: std::collections::HashMap<String, (u64, i64)>,
+}
+
+#[projection(name = "bench_balances", events = AccountEvent)]
+impl Balances {
+    #[on]
+    fn deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta<'_>) {
+        let row = self.accounts.entry(meta.stream_id.to_owned()).or_default();
+        row.0 += 1;
+        row.1 = e.balance_after;
+    }
+}
+
+fn rebuild(c: &mut Criterion) {
+    let events = env("CQRS_EVENTS", 20_000);
+    let batch = env("CQRS_BATCH", 500);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _runtime = runtime.enter();
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".to_owned());
+    let Ok(client) = runtime.block_on(async_nats::connect(&url)) else {
+        eprintln!("skipping the rebuild bench: NATS is unreachable at {url}");
+        return;
+    };
+    let js = jetstream::new(client);
+    let prefix = "benchrebuild";
+    let store = runtime.block_on(store(events));
+    let total = (events / 100 * 100) as u64;
+    // The stream, filled once by the relay.
+    let config = stream_config(prefix);
+    let name = config.name.clone();
+    runtime.block_on(async {
+        let relay = Relay::start(
+            js.clone(),
+            InMemoryCheckpoints::new(),
+            RelayConfig::new(&name, prefix).stream(config),
+        )
+        .await
+        .expect("relay")
+        .runner(store.clone())
+        .with_leases(InMemoryLeases::new())
+        .batch_size(batch);
+        assert_eq!(relay.catch_up().await.expect("publish"), total);
+    });
+
+    let mut group = c.benchmark_group("rebuild");
+    group.throughput(Throughput::Elements(total));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+
+    group.bench_function("store_fed", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let model = InMemoryReadModel::<Balances>::new();
+                    let runner = ProjectionRunner::new(store.clone(), model.clone())
+                        .with_leases(InMemoryLeases::new())
+                        .batch_size(batch);
+                    let start = Instant::now();
+                    assert_eq!(runner.catch_up().await.expect("catch up"), total);
+                    elapsed += start.elapsed();
+                    assert_eq!(model.read(|m| m.accounts.len()), 100);
+                }
+                elapsed
+            })
+        });
+    });
+
+    group.bench_function("consumer_fed", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let durable = format!("bench{}", Uuid::now_v7().simple());
+                    let model = InMemoryReadModel::<Balances>::new();
+                    let source = JetStreamSource::connect(&js, &name, SourceConfig::new(&durable))
+                        .await
+                        .expect("consumer");
+                    let runner = ProjectionRunner::new(source, model.clone())
+                        .with_leases(InMemoryLeases::new())
+                        .batch_size(batch);
+                    let start = Instant::now();
+                    assert_eq!(runner.catch_up().await.expect("catch up"), total);
+                    elapsed += start.elapsed();
+                    assert_eq!(model.read(|m| m.accounts.len()), 100);
+                    JetStreamSource::delete_consumer(&js, &name, &durable)
+                        .await
+                        .expect("delete the consumer");
+                }
+                elapsed
+            })
+        });
+    });
+    group.finish();
+    runtime
+        .block_on(js.delete_stream(&name))
+        .expect("delete the stream");
+}
+
+criterion_group!(benches, relay, rebuild);
 
 fn main() {
     benches();
