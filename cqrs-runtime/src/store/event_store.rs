@@ -93,10 +93,13 @@ pub trait EventStore: Send + Sync + 'static {
         filter: &EventFilter,
     ) -> impl Future<Output = Result<ReadBatch, StoreError>> + Send;
 
-    /// The head of the log: a cursor at or after every event committed so far, and before
-    /// every event a later read will see. Its `position` is the global position of the last
-    /// stored event (0 when the store is empty): what lag is measured against. A reader that
-    /// resumes after it skips everything committed before the call.
+    /// The head of the log: a cursor at or after every event a read could return at the
+    /// call, and before every event committed later. Its `position` is the global position
+    /// of the last stored event (0 when the store is empty): what lag is measured against. A
+    /// reader that resumes after it skips everything a read returned before the call. On
+    /// PostgreSQL, events committed while an older transaction of another session was still
+    /// open are not readable yet (the gap-safe reader holds them back): they are after the
+    /// head, and a reader resuming there gets them once that transaction ends.
     fn head(&self) -> impl Future<Output = Result<Cursor, StoreError>> + Send;
 
     /// The stored event with this id, if any (an indexed lookup: commands issued by reactions
