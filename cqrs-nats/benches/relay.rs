@@ -86,22 +86,34 @@ fn stream_config(prefix: &str) -> StreamConfig {
     StreamConfig::new(format!("BENCH{}", Uuid::now_v7().simple()), prefix).storage(Storage::Memory)
 }
 
-fn relay(c: &mut Criterion) {
-    let events = env("CQRS_EVENTS", 20_000);
-    let batch = env("CQRS_BATCH", 500);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
+        .expect("runtime")
+}
+
+/// JetStream at `NATS_URL`; `None` (with the reason printed) when it is unreachable.
+fn connect(runtime: &tokio::runtime::Runtime, bench: &str) -> Option<jetstream::Context> {
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".to_owned());
+    match runtime.block_on(async_nats::connect(&url)) {
+        Ok(client) => Some(jetstream::new(client)),
+        Err(error) => {
+            eprintln!("skipping the {bench} bench: NATS is unreachable at {url}: {error}");
+            None
+        }
+    }
+}
+
+fn relay(c: &mut Criterion) {
+    let (events, batch) = (env("CQRS_EVENTS", 20_000), env("CQRS_BATCH", 500));
+    let runtime = runtime();
     // The JetStream context spawns its acknowledgment task on the runtime.
     let _runtime = runtime.enter();
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".to_owned());
-    let Ok(client) = runtime.block_on(async_nats::connect(&url)) else {
-        eprintln!("skipping the relay bench: NATS is unreachable at {url}");
+    let Some(js) = connect(&runtime, "relay") else {
         return;
     };
-    let js = jetstream::new(client);
     let prefix = "benchrelay";
     let store = runtime.block_on(store(events));
     let messages = runtime.block_on(messages(&store, prefix));
@@ -205,20 +217,12 @@ impl Balances {
 }
 
 fn rebuild(c: &mut Criterion) {
-    let events = env("CQRS_EVENTS", 20_000);
-    let batch = env("CQRS_BATCH", 500);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (events, batch) = (env("CQRS_EVENTS", 20_000), env("CQRS_BATCH", 500));
+    let runtime = runtime();
     let _runtime = runtime.enter();
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".to_owned());
-    let Ok(client) = runtime.block_on(async_nats::connect(&url)) else {
-        eprintln!("skipping the rebuild bench: NATS is unreachable at {url}");
+    let Some(js) = connect(&runtime, "rebuild") else {
         return;
     };
-    let js = jetstream::new(client);
     let prefix = "benchrebuild";
     let store = runtime.block_on(store(events));
     let total = (events / 100 * 100) as u64;
