@@ -18,6 +18,8 @@
 //! unreachable, and fail instead when `CI=true`.
 #![allow(missing_docs, reason = "test fixtures")]
 
+mod shop;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -436,6 +438,151 @@ mod sqlite {
         assert_in_order(&model, &all).await;
         let rows = dump(&model).await;
         assert_eq!(rows.len(), all.len() + streams(&all));
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+
+    /// A process manager split into 4 partitions by its correlation key (the order id), run
+    /// by two workers of a fleet: each order's instance lives in exactly one partition, and
+    /// its events and its payment deadline are handled there, once: paid orders end, unpaid
+    /// ones are cancelled by their deadline and their stock released, each exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partitioned_process_manager_keeps_each_instance_in_its_partition() {
+        use cqrs_runtime::processing::reaction::{ManualClock, process_key, process_manager};
+        use shop::{Fulfilment, PayOrder, Shop};
+
+        type Bus = Shop<SqliteEventStore>;
+        let path = temp("events.sqlite");
+        let store = SqliteEventStore::open(&path).await.expect("open");
+        let shop = Shop::new(&store);
+        let clock = ManualClock::at(chrono::Utc::now());
+        let handler = {
+            let (shop, store, clock) = (shop.clone(), store.clone(), clock.clone());
+            move |p: &Partition| {
+                process_manager::<Fulfilment, _, _>(shop.clone(), store.clone())
+                    .clock(clock.clone())
+                    .partition(p)
+            }
+        };
+        let worker = || {
+            let (events, handler) = (store.clone(), handler.clone());
+            Fleet::new("fulfilment", 4, store.clone(), move |p| {
+                ProjectionRunner::new(p.source(events.clone()), handler(&p))
+                    .batch_size(3)
+                    .poll_interval(Duration::from_millis(5), Duration::from_millis(50))
+            })
+            .key(process_key::<Fulfilment, Bus>())
+            .heartbeat(Duration::from_millis(20))
+            .spawn()
+        };
+        let first = worker();
+        let second = worker();
+        let orders: Vec<String> = (0..8).map(|i| format!("o-{i}")).collect();
+        for order in &orders {
+            shop.place(order, 1).await;
+        }
+        let head = EventStore::head(&store).await.expect("head").position;
+        Fleet::wait_for(&store, "fulfilment", 4, head, Duration::from_secs(30))
+            .await
+            .expect("caught up");
+
+        // Each instance in exactly one partition: the one its key hashes to.
+        let partition =
+            |i: u32| Partition::new("fulfilment", i, 4, process_key::<Fulfilment, Bus>());
+        let mut spread = BTreeSet::new();
+        for order in &orders {
+            let mut holders = Vec::new();
+            for i in 0..4 {
+                if handler(&partition(i))
+                    .instance(order)
+                    .await
+                    .expect("instance")
+                    .is_some()
+                {
+                    holders.push(i);
+                }
+            }
+            assert_eq!(holders.len(), 1, "{order} held by partitions {holders:?}");
+            spread.insert(holders[0]);
+        }
+        assert!(spread.len() > 1, "the instances spread over the partitions");
+
+        // Two are paid; a day later the others are cancelled by their deadlines.
+        for order in &orders[..2] {
+            shop.orders
+                .execute(PayOrder {
+                    order: order.clone(),
+                })
+                .await
+                .expect("pay");
+        }
+        clock.advance(shop::PAYMENT_WINDOW + chrono::Duration::seconds(1));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut cancelled = 0;
+            for order in &orders[2..] {
+                if shop
+                    .orders
+                    .load(order)
+                    .await
+                    .expect("order")
+                    .state
+                    .cancelled
+                {
+                    cancelled += 1;
+                }
+            }
+            let reserved = shop
+                .stock
+                .load(&"tea".to_owned())
+                .await
+                .expect("stock")
+                .state
+                .reserved;
+            if cancelled == 6 && reserved == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cancelled} of 6 unpaid orders cancelled, {reserved} reserved"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let head = EventStore::head(&store).await.expect("head").position;
+        Fleet::wait_for(&store, "fulfilment", 4, head, Duration::from_secs(30))
+            .await
+            .expect("caught up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        first.stop().await.expect("stop");
+        second.stop().await.expect("stop");
+
+        // Once each: one cancellation per unpaid order, one release of its stock; every
+        // instance ended.
+        for order in &orders[2..] {
+            let events = store.read_stream("order", order, 1).await.expect("read");
+            let cancellations = events
+                .iter()
+                .filter(|e| e.event_type == "order_cancelled")
+                .count();
+            assert_eq!(cancellations, 1, "{order} cancelled once");
+        }
+        let stock = store.read_stream("stock", "tea", 1).await.expect("read");
+        let released = stock
+            .iter()
+            .filter(|e| e.event_type == "stock_released")
+            .count();
+        assert_eq!(released, 6, "each unpaid order's stock released once");
+        for order in &orders {
+            for i in 0..4 {
+                assert!(
+                    handler(&partition(i))
+                        .instance(order)
+                        .await
+                        .expect("instance")
+                        .is_none(),
+                    "{order} ended"
+                );
+            }
+        }
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 }

@@ -1,5 +1,6 @@
 //! Reactors and process managers as handlers of a runner.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +11,7 @@ use super::{
     Cause, Clock, ProcessContext, ProcessManager, ReactionContext, ReactionError, ReactionStore,
     Reactor, Role, Route, SystemClock,
 };
-use crate::processing::{ErrorPolicy, Handled, Handler, Partition, RunError, Tick};
+use crate::processing::{ErrorPolicy, Handled, Handler, Partition, PartitionKey, RunError, Tick};
 use crate::store::{
     Checkpoint, CheckpointChange, CheckpointCommit, CheckpointStore, Cursor, DeadLetter,
     StoreError, StoredEvent,
@@ -231,6 +232,9 @@ pub struct ProcessManagerHandler<P, B, St, C = SystemClock> {
     /// The fence whose runner has ticked once: no deadline firing interrupted before its
     /// claim is left (see [`ProcessManagerHandler::interrupted`]).
     ticked: AtomicU64,
+    /// The partition's name, under which the checkpoint, instances and deadlines are kept
+    /// (`None`: the manager's own name).
+    partition: Option<String>,
     _manager: PhantomData<fn() -> P>,
 }
 
@@ -249,8 +253,24 @@ where
         store,
         clock: SystemClock,
         ticked: AtomicU64::new(0),
+        partition: None,
         _manager: PhantomData,
     }
+}
+
+/// The partition key of the process manager `P`: the correlation key its
+/// [`route`](ProcessManager::route) gives an event (the stream id for an event it does not
+/// handle), so that every event of an instance lands in one partition. Give it to the fleet
+/// that runs the partitions: `Fleet::new(..).key(process_key::<P, B>())`.
+pub fn process_key<P, B>() -> PartitionKey
+where
+    P: ProcessManager<B>,
+    B: Send + Sync + 'static,
+{
+    PartitionKey::by(|event| match P::route(event) {
+        Ok(Route::Handle { key, .. }) => Cow::Owned(key),
+        _ => Cow::Borrowed(event.stream_id.as_str()),
+    })
 }
 
 impl<P, B, St, C> ProcessManagerHandler<P, B, St, C> {
@@ -262,8 +282,25 @@ impl<P, B, St, C> ProcessManagerHandler<P, B, St, C> {
             store: self.store,
             clock,
             ticked: self.ticked,
+            partition: self.partition,
             _manager: PhantomData,
         }
+    }
+
+    /// Makes the handler the one of `partition` of the process manager: its checkpoint,
+    /// lease, dead letters, instances and deadlines are kept under the partition's name
+    /// ([`Partition::name`]). Partition by the manager's correlation key, so that every event
+    /// of an instance reaches the partition that holds it: give the fleet (or
+    /// [`Partition::new`]) the key [`process_key`]. The commands it sends and the ids of its
+    /// deadline firings keep the manager's name (their deduplication does not depend on the
+    /// partition).
+    ///
+    /// An instance lives in the partition of its key for the partition count it was started
+    /// under: re-partitioning a process manager starts it afresh, as a rebuild does (its
+    /// instances and deadlines under the old count are left behind, not carried over).
+    pub fn partition(mut self, partition: &Partition) -> Self {
+        self.partition = Some(partition.name());
+        self
     }
 
     /// The command bus.
@@ -284,9 +321,16 @@ where
     St: ReactionStore,
     C: Clock,
 {
-    /// The stored state of the instance `key`, if it exists.
+    /// Where the checkpoint, instances and deadlines are kept: the partition's name, or the
+    /// manager's.
+    fn space(&self) -> &str {
+        self.partition.as_deref().unwrap_or(P::NAME)
+    }
+
+    /// The stored state of the instance `key`, if it exists (in this handler's partition,
+    /// for a partitioned one).
     pub async fn instance(&self, key: &str) -> Result<Option<P>, StoreError> {
-        let stored = self.store.instance(P::NAME, key).await?;
+        let stored = self.store.instance(self.space(), key).await?;
         stored
             .map(|bytes| serde_json::from_slice(&bytes).map_err(StoreError::backend))
             .transpose()
@@ -300,7 +344,7 @@ where
     ) -> Result<Option<Vec<u8>>, StoreError> {
         match cache.get(key) {
             Some(state) => Ok(state.clone()),
-            None => self.store.instance(P::NAME, key).await,
+            None => self.store.instance(self.space(), key).await,
         }
     }
 
@@ -368,7 +412,7 @@ where
     C: Clock,
 {
     fn name(&self) -> &str {
-        P::NAME
+        self.space()
     }
 
     fn identity(&self) -> (u32, u64) {
@@ -376,13 +420,13 @@ where
     }
 
     async fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        self.store.checkpoint(P::NAME).await
+        self.store.checkpoint(self.space()).await
     }
 
     /// Creates the instance and deadline tables if they are missing, then claims.
     async fn claim(&self) -> Result<Checkpoint, StoreError> {
         self.store.prepare().await?;
-        self.store.claim(P::NAME).await
+        self.store.claim(self.space()).await
     }
 
     async fn handle(
@@ -477,7 +521,9 @@ where
         if let Some(last) = handled.reached {
             let mut commit = CheckpointCommit::advance(fence, last, P::VERSION, P::FINGERPRINT);
             commit.record = record;
-            self.store.commit_changes(P::NAME, commit, changes).await?;
+            self.store
+                .commit_changes(self.space(), commit, changes)
+                .await?;
         }
         Ok(handled)
     }
@@ -491,7 +537,7 @@ where
         let mut changes = Vec::new();
         let outcome = match P::route(stored) {
             Ok(Route::Handle { key, role }) => {
-                let state = self.store.instance(P::NAME, &key).await?;
+                let state = self.store.instance(self.space(), &key).await?;
                 if state.is_none() && role != Role::Start {
                     Ok(())
                 } else {
@@ -521,7 +567,9 @@ where
             record: Vec::new(),
             remove: vec![cursor.position],
         };
-        self.store.commit_changes(P::NAME, commit, changes).await?;
+        self.store
+            .commit_changes(self.space(), commit, changes)
+            .await?;
         Ok(Handled {
             reached: Some(*cursor),
             processed: 1,
@@ -530,7 +578,7 @@ where
     }
 
     async fn commit(&self, commit: CheckpointCommit) -> Result<Checkpoint, StoreError> {
-        self.store.commit(P::NAME, commit).await
+        self.store.commit(self.space(), commit).await
     }
 
     /// A process manager's past commands are in the log: its instances and deadlines are
@@ -547,7 +595,7 @@ where
             remove: Vec::new(),
         };
         self.store
-            .commit_changes(P::NAME, commit, vec![InstanceChange::ClearAll])
+            .commit_changes(self.space(), commit, vec![InstanceChange::ClearAll])
             .await
     }
 
@@ -555,7 +603,11 @@ where
     async fn tick(&self, fence: u64, policy: ErrorPolicy) -> Result<Tick, StoreError> {
         let mut tick = Tick::default();
         let now = self.clock.now();
-        for deadline in self.store.due(P::NAME, now, DEADLINES_PER_TICK).await? {
+        for deadline in self
+            .store
+            .due(self.space(), now, DEADLINES_PER_TICK)
+            .await?
+        {
             let fired = InstanceChange::Cancel {
                 key: deadline.key.clone(),
                 name: deadline.name.clone(),
@@ -566,17 +618,19 @@ where
                 record: Vec::new(),
                 remove: Vec::new(),
             };
-            let Some(state) = self.store.instance(P::NAME, &deadline.key).await? else {
+            let Some(state) = self.store.instance(self.space(), &deadline.key).await? else {
                 // The instance ended after scheduling it: nothing to fire.
                 self.store
-                    .commit_changes(P::NAME, keep, vec![fired])
+                    .commit_changes(self.space(), keep, vec![fired])
                     .await?;
                 continue;
             };
             match self.fire(&deadline, state).await {
                 Ok((_, mut changes)) => {
                     changes.insert(0, fired);
-                    self.store.commit_changes(P::NAME, keep, changes).await?;
+                    self.store
+                        .commit_changes(self.space(), keep, changes)
+                        .await?;
                     tick.done += 1;
                 }
                 Err(error) if error.is_transient() => return Err(transient(error)),
@@ -598,20 +652,20 @@ where
                             "a deadline handler failed: the deadline is dropped"
                         );
                         self.store
-                            .commit_changes(P::NAME, keep, vec![fired])
+                            .commit_changes(self.space(), keep, vec![fired])
                             .await?;
                     }
                 },
             }
         }
-        tick.next = self.store.next_due(P::NAME).await?;
+        tick.next = self.store.next_due(self.space()).await?;
         // Every deadline due when the fence was claimed has fired and committed by now.
         self.ticked.store(fence, Ordering::Release);
         Ok(tick)
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.store.dead_letters(P::NAME).await
+        self.store.dead_letters(self.space()).await
     }
 }
 
@@ -646,7 +700,7 @@ where
         // since (nothing committed under this fence yet).
         let due = self
             .store
-            .due(P::NAME, self.clock.now(), DEADLINES_PER_TICK)
+            .due(self.space(), self.clock.now(), DEADLINES_PER_TICK)
             .await?;
         Ok(due
             .into_iter()

@@ -51,7 +51,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{
     Cause, Deadline, Dispatch, HandledBy, ProcessContext, ReactionContext, RecordedCommand, Sent,
 };
-pub use handler::{ProcessManagerHandler, ReactorHandler, process_manager, reactor};
+pub use handler::{ProcessManagerHandler, ReactorHandler, process_key, process_manager, reactor};
 pub use store::{DueDeadline, InMemoryReactions, InstanceChange, ReactionStore};
 
 pub(crate) use context::{Recorder, Timer};
