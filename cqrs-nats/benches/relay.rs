@@ -106,6 +106,31 @@ fn connect(runtime: &tokio::runtime::Runtime, bench: &str) -> Option<jetstream::
     }
 }
 
+/// Publishes `store` with the relay into a fresh stream: the stream's name, how many events
+/// were published, and how long the relay's catch-up took.
+async fn publish(
+    js: &jetstream::Context,
+    store: &InMemoryEventStore,
+    prefix: &str,
+    batch: usize,
+) -> (String, u64, Duration) {
+    let config = stream_config(prefix);
+    let name = config.name.clone();
+    let relay = Relay::start(
+        js.clone(),
+        InMemoryCheckpoints::new(),
+        RelayConfig::new(&name, prefix).stream(config),
+    )
+    .await
+    .expect("relay")
+    .runner(store.clone())
+    .with_leases(InMemoryLeases::new())
+    .batch_size(batch);
+    let start = Instant::now();
+    let published = relay.catch_up().await.expect("publish");
+    (name, published, start.elapsed())
+}
+
 fn relay(c: &mut Criterion) {
     let (events, batch) = (env("CQRS_EVENTS", 20_000), env("CQRS_BATCH", 500));
     let runtime = runtime();
@@ -161,21 +186,8 @@ fn relay(c: &mut Criterion) {
             runtime.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let config = stream_config(prefix);
-                    let name = config.name.clone();
-                    let relay = Relay::start(
-                        js.clone(),
-                        InMemoryCheckpoints::new(),
-                        RelayConfig::new(&name, prefix).stream(config),
-                    )
-                    .await
-                    .expect("relay")
-                    .runner(store.clone())
-                    .with_leases(InMemoryLeases::new())
-                    .batch_size(batch);
-                    let start = Instant::now();
-                    let published = relay.catch_up().await.expect("publish");
-                    total += start.elapsed();
+                    let (name, published, took) = publish(&js, &store, prefix, batch).await;
+                    total += took;
                     assert_eq!(published, messages.len() as u64);
                     js.delete_stream(&name).await.expect("delete");
                 }
@@ -227,21 +239,8 @@ fn rebuild(c: &mut Criterion) {
     let store = runtime.block_on(store(events));
     let total = (events / 100 * 100) as u64;
     // The stream, filled once by the relay.
-    let config = stream_config(prefix);
-    let name = config.name.clone();
-    runtime.block_on(async {
-        let relay = Relay::start(
-            js.clone(),
-            InMemoryCheckpoints::new(),
-            RelayConfig::new(&name, prefix).stream(config),
-        )
-        .await
-        .expect("relay")
-        .runner(store.clone())
-        .with_leases(InMemoryLeases::new())
-        .batch_size(batch);
-        assert_eq!(relay.catch_up().await.expect("publish"), total);
-    });
+    let (name, published, _) = runtime.block_on(publish(&js, &store, prefix, batch));
+    assert_eq!(published, total);
 
     let mut group = c.benchmark_group("rebuild");
     group.throughput(Throughput::Elements(total));
