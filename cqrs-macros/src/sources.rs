@@ -80,3 +80,36 @@ pub(crate) fn source_overlap_checks(
     }
     out
 }
+
+/// Invariant: an ignored event is listed once and is not also handled (`handled`: each
+/// handler's event type and method).
+pub(crate) fn check_ignored<'a>(
+    ignored: &[syn::Type],
+    handled: impl Iterator<Item = (&'a syn::Type, &'a Ident)>,
+    errs: &mut crate::diag::Errors,
+) {
+    use crate::diag::{error_at, repeated_types, type_to_string};
+    for (ty, _, text) in repeated_types(ignored, |t| t) {
+        errs.push(error_at(
+            ty,
+            format!("`{text}` is already ignored: list it once"),
+        ));
+    }
+    if ignored.is_empty() {
+        return;
+    }
+    let handled: std::collections::HashMap<String, &Ident> = handled
+        .map(|(ty, method)| (type_to_string(ty), method))
+        .collect();
+    for ty in ignored {
+        let text = type_to_string(ty);
+        if let Some(method) = handled.get(&text) {
+            errs.push(error_at(
+                ty,
+                format!(
+                    "`{text}` is handled by `{method}` and ignored here: decide once, so remove it from `ignore(...)` or remove the handler"
+                ),
+            ));
+        }
+    }
+}

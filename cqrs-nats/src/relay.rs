@@ -6,8 +6,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind};
 use cqrs_runtime::processing::reaction::ReactionError;
 use cqrs_runtime::processing::{ErrorPolicy, Handled, Handler, RunError, Runner, Source, Tick};
 use cqrs_runtime::store::{
-    Checkpoint, CheckpointChange, CheckpointCommit, CheckpointStore, Cursor, DeadLetter,
-    StoreError, StoredEvent,
+    Checkpoint, CheckpointCommit, CheckpointStore, Cursor, DeadLetter, StoreError, StoredEvent,
 };
 
 use crate::NatsError;
@@ -308,12 +307,7 @@ impl<C: CheckpointStore> Handler for Relay<C> {
         self.checkpoints
             .commit(
                 &self.name,
-                CheckpointCommit {
-                    fence,
-                    change: CheckpointChange::Keep,
-                    record: Vec::new(),
-                    remove: vec![cursor.position],
-                },
+                CheckpointCommit::keep(fence, vec![cursor.position]),
             )
             .await?;
         Ok(Handled {
@@ -335,16 +329,7 @@ impl<C: CheckpointStore> Handler for Relay<C> {
             .checkpoints
             .commit(
                 &self.name,
-                CheckpointCommit {
-                    fence,
-                    change: CheckpointChange::Reset {
-                        at: Cursor::START,
-                        version,
-                        fingerprint,
-                    },
-                    record: Vec::new(),
-                    remove: Vec::new(),
-                },
+                CheckpointCommit::reset(fence, Cursor::START, version, fingerprint),
             )
             .await?;
         self.set_prev(checkpoint.cursor);

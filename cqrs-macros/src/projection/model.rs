@@ -2,9 +2,7 @@
 //! invariant and writes into one accumulator, so the user sees every mistake at once.
 
 use super::parse::{MarkedMethod, ProjectionArgs, ProjectionInput, Role};
-use crate::diag::{
-    Errors, cfg_attrs, error_at, errors, repeated_types, repeated_types_under_cfg, type_to_string,
-};
+use crate::diag::{Errors, cfg_attrs, error_at, errors, repeated_types_under_cfg};
 use crate::paths;
 use crate::signature::{
     EventHandlerMessages, ImplPlacement, check_event_handler, check_inherent_impl, check_plain_fn,
@@ -352,28 +350,6 @@ fn check_ignored(
             "`ignore(...)` has no effect on a `non_exhaustive` projection, which skips every unhandled event: remove `ignore(...)`, or remove `non_exhaustive` to keep the compiler checking that every event is decided",
         ));
     }
-    for (ty, _, text) in repeated_types(ignored, |t| t) {
-        errs.push(error_at(
-            ty,
-            format!("`{text}` is already ignored: list it once"),
-        ));
-    }
-    if ignored.is_empty() {
-        return;
-    }
-    let handled: std::collections::HashMap<String, &syn::Ident> = handlers
-        .iter()
-        .map(|h| (type_to_string(h.event_ty), &h.method.sig.ident))
-        .collect();
-    for ty in ignored {
-        let text = type_to_string(ty);
-        if let Some(method) = handled.get(&text) {
-            errs.push(error_at(
-                ty,
-                format!(
-                    "`{text}` is handled by `{method}` and ignored here: decide once, so remove it from `ignore(...)` or remove the handler"
-                ),
-            ));
-        }
-    }
+    let handled = handlers.iter().map(|h| (h.event_ty, &h.method.sig.ident));
+    crate::sources::check_ignored(ignored, handled, errs);
 }

@@ -3,9 +3,7 @@
 
 use super::Kind;
 use super::parse::{Key, MarkedMethod, OnArgs, ReactionArgs, ReactionInput, Role, Step};
-use crate::diag::{
-    Errors, cfg_attrs, error_at, errors, repeated_types, repeated_types_under_cfg, type_to_string,
-};
+use crate::diag::{Errors, cfg_attrs, error_at, errors, repeated_types_under_cfg};
 use crate::paths;
 use crate::signature::{check_plain_fn, typed_args};
 
@@ -501,30 +499,8 @@ fn check_one_handler_per_deadline(deadlines: &[DeadlineHandler<'_>], errs: &mut 
 
 /// Invariant: an ignored event is listed once and is not also handled.
 fn check_ignored(ignored: &[syn::Type], handlers: &[OnHandler<'_>], errs: &mut Errors) {
-    for (ty, _, text) in repeated_types(ignored, |t| t) {
-        errs.push(error_at(
-            ty,
-            format!("`{text}` is already ignored: list it once"),
-        ));
-    }
-    if ignored.is_empty() {
-        return;
-    }
-    let handled: std::collections::HashMap<String, &syn::Ident> = handlers
-        .iter()
-        .map(|h| (type_to_string(h.event_ty), &h.method.sig.ident))
-        .collect();
-    for ty in ignored {
-        let text = type_to_string(ty);
-        if let Some(method) = handled.get(&text) {
-            errs.push(error_at(
-                ty,
-                format!(
-                    "`{text}` is handled by `{method}` and ignored here: decide once, so remove it from `ignore(...)` or remove the handler"
-                ),
-            ));
-        }
-    }
+    let handled = handlers.iter().map(|h| (h.event_ty, &h.method.sig.ident));
+    crate::sources::check_ignored(ignored, handled, errs);
 }
 
 /// Invariant: a process manager has an `#[on(start, ...)]` handler: without one, no instance

@@ -17,9 +17,7 @@ use super::view::time;
 use super::{CliError, Options, Outcome, Progress};
 use crate::processing::RunError;
 use crate::projection::{ProjectionRunner, SqlProjection, SqlReadModel};
-use crate::store::{
-    CheckpointChange, CheckpointCommit, Cursor, EventStore, LeaseStore, SqlBackend, StoredEvent,
-};
+use crate::store::{CheckpointCommit, Cursor, EventStore, LeaseStore, SqlBackend, StoredEvent};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -446,15 +444,7 @@ pub(crate) async fn settle_dead_letters(
                 // Under the checkpoint's current fence: a live runner is not taken over.
                 let fence = store.checkpoint(name).await?.map_or(0, |c| c.fence);
                 store
-                    .commit(
-                        name,
-                        CheckpointCommit {
-                            fence,
-                            change: CheckpointChange::Keep,
-                            record: Vec::new(),
-                            remove: vec![position],
-                        },
-                    )
+                    .commit(name, CheckpointCommit::keep(fence, vec![position]))
                     .await?;
                 report.done.push(position);
             }

@@ -16,9 +16,7 @@ use super::runner::{Runner, Running};
 use super::source::Source;
 use super::task::Stoppable;
 use super::wait::CheckpointWatch;
-use crate::store::{
-    CheckpointChange, CheckpointCommit, CheckpointStore, Cursor, Lease, LeaseStore, StoreError,
-};
+use crate::store::{CheckpointCommit, CheckpointStore, Cursor, Lease, LeaseStore, StoreError};
 
 /// The fingerprint of the checkpoint row that records a fleet's partition count.
 const COUNT_MARK: u64 = cqrs_lock::fnv1a(cqrs_lock::FNV_OFFSET, b"cqrs-fleet-partitions");
@@ -540,16 +538,7 @@ impl<St: LeaseStore + CheckpointStore> Fleet<St, ()> {
         for index in 0..partitions {
             let partition = partition_name(name, index, partitions);
             let claim = store.claim(&partition).await.map_err(failed)?;
-            let reset = CheckpointCommit {
-                fence: claim.fence,
-                change: CheckpointChange::Reset {
-                    at: Cursor::START,
-                    version: 0,
-                    fingerprint: 0,
-                },
-                record: Vec::new(),
-                remove: Vec::new(),
-            };
+            let reset = CheckpointCommit::reset(claim.fence, Cursor::START, 0, 0);
             store.commit(&partition, reset).await.map_err(failed)?;
         }
         record_count(store, name, partitions, true)
@@ -597,16 +586,7 @@ async fn record_count<St: CheckpointStore>(
         if claim.fingerprint == COUNT_MARK && !overwrite {
             return Ok(claim.version);
         }
-        let commit = CheckpointCommit {
-            fence: claim.fence,
-            change: CheckpointChange::Reset {
-                at: Cursor::START,
-                version: count,
-                fingerprint: COUNT_MARK,
-            },
-            record: Vec::new(),
-            remove: Vec::new(),
-        };
+        let commit = CheckpointCommit::reset(claim.fence, Cursor::START, count, COUNT_MARK);
         match store.commit(&row, commit).await {
             Ok(_) => return Ok(count),
             Err(StoreError::Fenced { .. }) if attempt < 20 => {

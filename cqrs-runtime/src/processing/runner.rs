@@ -15,8 +15,8 @@ use super::handler::{Handled, Handler, Tick};
 use super::source::Source;
 use super::task::Stoppable;
 use crate::store::{
-    Checkpoint, CheckpointChange, CheckpointCommit, CorruptEvent, Cursor, DeadLetter, EventFilter,
-    InMemoryLeases, Lease, LeaseStore, ReadBatch, StoreError, now,
+    Checkpoint, CheckpointCommit, CorruptEvent, Cursor, DeadLetter, EventFilter, InMemoryLeases,
+    Lease, LeaseStore, ReadBatch, StoreError, now,
 };
 use crate::telemetry::{RunnerFailure, RunnerMetrics};
 
@@ -543,12 +543,7 @@ impl<H: Handler, S: Source, L: LeaseStore> Runner<H, S, L> {
         }
         let fence = self.current_fence().await?;
         self.handler
-            .commit(CheckpointCommit {
-                fence,
-                change: CheckpointChange::Keep,
-                record: Vec::new(),
-                remove: vec![position],
-            })
+            .commit(CheckpointCommit::keep(fence, vec![position]))
             .await
             .map_err(store)?;
         Ok(true)

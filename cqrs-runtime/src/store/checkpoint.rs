@@ -142,6 +142,32 @@ impl CheckpointCommit {
             remove: Vec::new(),
         }
     }
+
+    /// A commit that moves the cursor back to `at` (a rebuild) with the reader's identity;
+    /// the reset's generation is counted by the store.
+    pub fn reset(fence: u64, at: Cursor, version: u32, fingerprint: u64) -> Self {
+        Self {
+            fence,
+            change: CheckpointChange::Reset {
+                at,
+                version,
+                fingerprint,
+            },
+            record: Vec::new(),
+            remove: Vec::new(),
+        }
+    }
+
+    /// A commit that keeps the cursor and removes the dead letters at `positions` (retried
+    /// or discarded); with none, it only proves the fence.
+    pub fn keep(fence: u64, positions: Vec<u64>) -> Self {
+        Self {
+            fence,
+            change: CheckpointChange::Keep,
+            record: Vec::new(),
+            remove: positions,
+        }
+    }
 }
 
 /// An event a reader could not take and set aside under its error policy

@@ -131,12 +131,7 @@ pub(crate) fn batch_commit<P: Projection>(
     record: Vec<DeadLetter>,
 ) -> CheckpointCommit {
     if batch.retry {
-        return CheckpointCommit {
-            fence: batch.fence,
-            change: CheckpointChange::Keep,
-            record: Vec::new(),
-            remove: advanced.iter().map(|c| c.position).collect(),
-        };
+        return CheckpointCommit::keep(batch.fence, advanced.iter().map(|c| c.position).collect());
     }
     let mut commit = CheckpointCommit::advance(batch.fence, last, P::VERSION, P::FINGERPRINT);
     commit.record = record;
@@ -295,16 +290,7 @@ impl<P: Projection<Transaction = ()>> ReadModel for InMemoryReadModel<P> {
     async fn reset(&self, fence: u64) -> Result<Checkpoint, StoreError> {
         let mut slot = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let slot = &mut *slot;
-        let commit = CheckpointCommit {
-            fence,
-            change: CheckpointChange::Reset {
-                at: Cursor::START,
-                version: P::VERSION,
-                fingerprint: P::FINGERPRINT,
-            },
-            record: Vec::new(),
-            remove: Vec::new(),
-        };
+        let commit = CheckpointCommit::reset(fence, Cursor::START, P::VERSION, P::FINGERPRINT);
         let reset = commit_in_memory(P::NAME, &mut slot.checkpoint, &mut slot.dead, commit)?;
         slot.model.reset();
         Ok(reset)
@@ -468,16 +454,7 @@ where
             .checkpoints
             .commit(
                 P::NAME,
-                CheckpointCommit {
-                    fence,
-                    change: CheckpointChange::Reset {
-                        at: Cursor::START,
-                        version: P::VERSION,
-                        fingerprint: P::FINGERPRINT,
-                    },
-                    record: Vec::new(),
-                    remove: Vec::new(),
-                },
+                CheckpointCommit::reset(fence, Cursor::START, P::VERSION, P::FINGERPRINT),
             )
             .await?;
         let mut guarded = self.model.write().unwrap_or_else(PoisonError::into_inner);

@@ -77,8 +77,8 @@ use super::Projection;
 use super::read_model::{Applied, Batch, Delivery, ReadModel, Step, batch_commit};
 use crate::processing::partition::{Partition, partition_name};
 use crate::store::{
-    Checkpoint, CheckpointChange, CheckpointCommit, Cursor, DeadLetter, SqlBackend, SqlBatch,
-    SqlStatement, SqlValue, StoreError, StoredEvent,
+    Checkpoint, CheckpointCommit, Cursor, DeadLetter, SqlBackend, SqlBatch, SqlStatement, SqlValue,
+    StoreError, StoredEvent,
 };
 
 /// A projection whose read model lives in SQL tables, written through [`SqlBatch`].
@@ -304,16 +304,7 @@ impl<P: SqlProjection, B: SqlBackend> ReadModel for SqlReadModel<P, B> {
         let mut model = self.model.lock().await;
         let mut clear = SqlBatch::new(self.inner.backend.dialect());
         P::clear_tables(&mut clear);
-        let commit = CheckpointCommit {
-            fence,
-            change: CheckpointChange::Reset {
-                at: Cursor::START,
-                version: P::VERSION,
-                fingerprint: P::FINGERPRINT,
-            },
-            record: Vec::new(),
-            remove: Vec::new(),
-        };
+        let commit = CheckpointCommit::reset(fence, Cursor::START, P::VERSION, P::FINGERPRINT);
         let reset = self
             .inner
             .backend

@@ -13,8 +13,7 @@ use super::{
 };
 use crate::processing::{ErrorPolicy, Handled, Handler, Partition, PartitionKey, RunError, Tick};
 use crate::store::{
-    Checkpoint, CheckpointChange, CheckpointCommit, CheckpointStore, Cursor, DeadLetter,
-    StoreError, StoredEvent,
+    Checkpoint, CheckpointCommit, CheckpointStore, Cursor, DeadLetter, StoreError, StoredEvent,
 };
 
 /// How many due deadlines one tick fires at most.
@@ -180,12 +179,7 @@ where
             )?;
             return Ok(handled);
         }
-        let remove = CheckpointCommit {
-            fence,
-            change: CheckpointChange::Keep,
-            record: Vec::new(),
-            remove: vec![cursor.position],
-        };
+        let remove = CheckpointCommit::keep(fence, vec![cursor.position]);
         self.checkpoints.commit(self.name(), remove).await?;
         Ok(Handled {
             reached: Some(*cursor),
@@ -200,16 +194,7 @@ where
 
     /// A reactor's past commands are in the log: it starts afresh at `head`.
     async fn reset(&self, fence: u64, head: Cursor) -> Result<Checkpoint, StoreError> {
-        let commit = CheckpointCommit {
-            fence,
-            change: CheckpointChange::Reset {
-                at: head,
-                version: R::VERSION,
-                fingerprint: R::FINGERPRINT,
-            },
-            record: Vec::new(),
-            remove: Vec::new(),
-        };
+        let commit = CheckpointCommit::reset(fence, head, R::VERSION, R::FINGERPRINT);
         self.checkpoints.commit(self.name(), commit).await
     }
 
@@ -561,12 +546,7 @@ where
             )?;
             return Ok(handled);
         }
-        let commit = CheckpointCommit {
-            fence,
-            change: CheckpointChange::Keep,
-            record: Vec::new(),
-            remove: vec![cursor.position],
-        };
+        let commit = CheckpointCommit::keep(fence, vec![cursor.position]);
         self.store
             .commit_changes(self.space(), commit, changes)
             .await?;
@@ -584,16 +564,7 @@ where
     /// A process manager's past commands are in the log: its instances and deadlines are
     /// cleared and it starts afresh at `head`.
     async fn reset(&self, fence: u64, head: Cursor) -> Result<Checkpoint, StoreError> {
-        let commit = CheckpointCommit {
-            fence,
-            change: CheckpointChange::Reset {
-                at: head,
-                version: P::VERSION,
-                fingerprint: P::FINGERPRINT,
-            },
-            record: Vec::new(),
-            remove: Vec::new(),
-        };
+        let commit = CheckpointCommit::reset(fence, head, P::VERSION, P::FINGERPRINT);
         self.store
             .commit_changes(self.space(), commit, vec![InstanceChange::ClearAll])
             .await
@@ -612,12 +583,7 @@ where
                 key: deadline.key.clone(),
                 name: deadline.name.clone(),
             };
-            let keep = CheckpointCommit {
-                fence,
-                change: CheckpointChange::Keep,
-                record: Vec::new(),
-                remove: Vec::new(),
-            };
+            let keep = CheckpointCommit::keep(fence, Vec::new());
             let Some(state) = self.store.instance(self.space(), &deadline.key).await? else {
                 // The instance ended after scheduling it: nothing to fire.
                 self.store
