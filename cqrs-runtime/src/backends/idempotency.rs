@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::store::StreamAppend;
 use crate::store::{AppendOutcome, ExpectedVersion, NewEvent, StoreError};
 
 /// Where a stored event sits: what the rule needs to know about an already stored id.
@@ -115,4 +117,99 @@ pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
 pub(crate) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value)
         .map_err(|_| StoreError::backend(format!("stored {what} {value} is negative")))
+}
+
+/// Checks a multi-stream batch before any store access: each append as a plain append is
+/// checked, no id twice in the whole batch, and no claims (a batch stores none).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn check_batch(appends: &[StreamAppend]) -> Result<(), StoreError> {
+    let mut ids = HashSet::new();
+    for a in appends {
+        crate::store::check_append(&a.stream_type, &a.stream_id, &a.events)?;
+        for event in &a.events {
+            if !event.claims.is_empty() {
+                return Err(StoreError::InvalidEvent {
+                    event_type: event.event_type.to_string(),
+                    reason: "`append_batch` stores no claims: append events that claim or \
+                             release values with `append`"
+                        .to_owned(),
+                });
+            }
+            if !ids.insert(event.event_id) {
+                return Err(StoreError::DuplicateEventId {
+                    event_id: event.event_id,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The version each append of a batch starts after, given the streams' stored heads: each
+/// append sees the stream as the batch's earlier appends left it. A [`StoreError::Conflict`]
+/// names the first append whose expected version does not match.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn plan_batch(
+    appends: &[StreamAppend],
+    mut stored_head: impl FnMut(&str, &str) -> Result<u64, StoreError>,
+) -> Result<Vec<u64>, StoreError> {
+    let mut heads: std::collections::HashMap<(&str, &str), u64> = std::collections::HashMap::new();
+    let mut starts = Vec::with_capacity(appends.len());
+    for a in appends {
+        let key = (a.stream_type.as_str(), a.stream_id.as_str());
+        let head = match heads.get(&key) {
+            Some(head) => *head,
+            None => stored_head(key.0, key.1)?,
+        };
+        a.expected.check(key.0, key.1, head)?;
+        starts.push(head);
+        heads.insert(key, head + a.events.len() as u64);
+    }
+    Ok(starts)
+}
+
+/// Decides a multi-stream batch that could not be stored as new events, on committed data:
+/// the original outcomes if every append is an exact retry, else the first clashing id, else
+/// the first conflict. `Ok(None)`: none of these applies (another writer raced; run it again).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn classify_batch<'a>(
+    appends: &[StreamAppend],
+    stored_head: impl FnMut(&str, &str) -> Result<u64, StoreError>,
+    lookup: impl Fn(&Uuid) -> Option<Slot<'a>> + Copy,
+) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
+    let retried: Option<Vec<AppendOutcome>> = appends
+        .iter()
+        .map(|a| retried_outcome(&a.stream_type, &a.stream_id, a.expected, &a.events, lookup))
+        .collect();
+    if let Some(outcomes) = retried {
+        return Ok(Some(outcomes));
+    }
+    if let Some(event_id) = appends
+        .iter()
+        .flat_map(|a| &a.events)
+        .find(|e| lookup(&e.event_id).is_some())
+        .map(|e| e.event_id)
+    {
+        return Err(StoreError::DuplicateEventId { event_id });
+    }
+    plan_batch(appends, stored_head)?;
+    Ok(None)
+}
+
+/// The outcome of each append of a stored batch, from the versions `plan_batch` gave and
+/// the positions the store assigned, in batch order.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn batch_outcomes(
+    appends: &[StreamAppend],
+    starts: &[u64],
+    mut positions: impl Iterator<Item = u64>,
+) -> Vec<AppendOutcome> {
+    appends
+        .iter()
+        .zip(starts)
+        .map(|(a, start)| AppendOutcome {
+            stream_version: start + a.events.len() as u64,
+            positions: positions.by_ref().take(a.events.len()).collect(),
+        })
+        .collect()
 }

@@ -8,7 +8,7 @@ use crate::postgres::{PostgresConfig, PostgresEventStore};
 use crate::sqlite::{SqliteConfig, SqliteEventStore};
 use crate::store::{
     AppendOutcome, Checkpoint, CheckpointCommit, CheckpointStore, Cursor, DeadLetter, EventStore,
-    ExpectedVersion, NamedCheckpoint, NewEvent, StoreError, StoredEvent,
+    ExpectedVersion, NamedCheckpoint, NewEvent, StoreError, StoredEvent, StreamAppend,
 };
 
 /// One of the stores this build can open.
@@ -176,6 +176,13 @@ impl AnyStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         dispatch!(self, s => s.append(stream_type, stream_id, expected, events).await)
+    }
+
+    pub(crate) async fn append_batch(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        dispatch!(self, s => s.append_batch(appends).await)
     }
 
     pub(crate) async fn claim(&self, name: &str) -> Result<Checkpoint, StoreError> {

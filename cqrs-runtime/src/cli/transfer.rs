@@ -12,7 +12,9 @@ use super::output::{json, line};
 use super::store::AnyStore;
 use super::{CliError, Options, Outcome, Progress};
 use crate::envelope::Metadata;
-use crate::store::{CheckpointCommit, Cursor, ExpectedVersion, NewEvent, StoreError, StoredEvent};
+use crate::store::{
+    CheckpointCommit, Cursor, ExpectedVersion, NewEvent, StoreError, StoredEvent, StreamAppend,
+};
 
 /// The default name of the checkpoint `copy` keeps in the target.
 pub(crate) const COPY_CHECKPOINT: &str = "cqrs-cli.copy";
@@ -101,18 +103,12 @@ pub(crate) async fn export(
     Ok(Outcome::Clean)
 }
 
-/// Consecutive events of one stream, to append in one batch.
-struct Run {
-    stream_type: String,
-    stream_id: String,
-    first_version: u64,
-    events: Vec<NewEvent>,
-}
-
-/// Groups events into per-stream runs and appends each run at the version it held.
+/// Groups events into per-stream runs, each appended at the version it held, and writes
+/// the runs of a batch together (`append_batch`: one transaction).
 struct Appender<'a> {
     store: &'a AnyStore,
-    run: Option<Run>,
+    pending: Vec<StreamAppend>,
+    pending_events: usize,
     events: u64,
     streams: BTreeSet<(String, String)>,
 }
@@ -121,73 +117,82 @@ impl<'a> Appender<'a> {
     fn new(store: &'a AnyStore) -> Self {
         Self {
             store,
-            run: None,
+            pending: Vec::new(),
+            pending_events: 0,
             events: 0,
             streams: BTreeSet::new(),
         }
     }
 
-    async fn push(
-        &mut self,
-        stream_type: &str,
-        stream_id: &str,
-        stream_version: u64,
-        event: NewEvent,
-    ) -> Result<(), CliError> {
-        let follows = self.run.as_ref().is_some_and(|run| {
-            run.stream_type == stream_type
-                && run.stream_id == stream_id
-                && run.first_version + run.events.len() as u64 == stream_version
-                && run.events.len() < 1000
-        });
-        if !follows {
-            self.flush().await?;
-            self.run = Some(Run {
-                stream_type: stream_type.to_owned(),
-                stream_id: stream_id.to_owned(),
-                first_version: stream_version,
-                events: Vec::new(),
-            });
-        }
-        if let Some(run) = &mut self.run {
+    fn push(&mut self, stream_type: &str, stream_id: &str, stream_version: u64, event: NewEvent) {
+        self.pending_events += 1;
+        if let Some(run) = self.pending.last_mut()
+            && run.stream_type == stream_type
+            && run.stream_id == stream_id
+            && run.expected.exact().unwrap_or_default() + run.events.len() as u64 + 1
+                == stream_version
+        {
             run.events.push(event);
+            return;
         }
-        Ok(())
+        let expected = ExpectedVersion::from_version(stream_version.saturating_sub(1));
+        self.pending.push(StreamAppend::new(
+            stream_type,
+            stream_id,
+            expected,
+            vec![event],
+        ));
     }
 
-    /// Appends the pending run. A run that clashes with stored ids (part of it landed before,
-    /// in other batches) is appended one event at a time, each idempotently.
+    /// Appends the pending runs in one transaction. Runs that clash with stored ids (part
+    /// of them landed before, in other batches) are appended one by one, a clashing run one
+    /// event at a time, each idempotently.
     async fn flush(&mut self) -> Result<(), CliError> {
-        let Some(run) = self.run.take() else {
+        let appends = std::mem::take(&mut self.pending);
+        self.pending_events = 0;
+        if appends.is_empty() {
             return Ok(());
-        };
-        let expected = ExpectedVersion::from_version(run.first_version.saturating_sub(1));
-        let n = run.events.len() as u64;
-        let retry = (run.events.len() > 1).then(|| run.events.clone());
-        match self
-            .store
-            .append(&run.stream_type, &run.stream_id, expected, run.events)
-            .await
-        {
+        }
+        match self.store.append_batch(appends.clone()).await {
             Ok(_) => {}
-            Err(StoreError::DuplicateEventId { .. }) if retry.is_some() => {
-                for (i, event) in retry.into_iter().flatten().enumerate() {
-                    let version = run.first_version.saturating_sub(1) + i as u64;
-                    self.store
-                        .append(
-                            &run.stream_type,
-                            &run.stream_id,
-                            ExpectedVersion::from_version(version),
-                            vec![event],
-                        )
-                        .await?;
+            Err(StoreError::DuplicateEventId { .. } | StoreError::Conflict { .. }) => {
+                for run in appends.iter().cloned() {
+                    self.append_run(run).await?;
                 }
             }
             Err(e) => return Err(e.into()),
         }
-        self.events += n;
-        self.streams.insert((run.stream_type, run.stream_id));
+        for run in appends {
+            self.events += run.events.len() as u64;
+            self.streams.insert((run.stream_type, run.stream_id));
+        }
         Ok(())
+    }
+
+    async fn append_run(&self, run: StreamAppend) -> Result<(), CliError> {
+        let retry = (run.events.len() > 1).then(|| run.events.clone());
+        let first = run.expected.exact().unwrap_or_default();
+        match self
+            .store
+            .append(&run.stream_type, &run.stream_id, run.expected, run.events)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::DuplicateEventId { .. }) if retry.is_some() => {
+                for (i, event) in retry.into_iter().flatten().enumerate() {
+                    self.store
+                        .append(
+                            &run.stream_type,
+                            &run.stream_id,
+                            ExpectedVersion::from_version(first + i as u64),
+                            vec![event],
+                        )
+                        .await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -245,9 +250,10 @@ pub(crate) async fn import(
             e.metadata,
             e.recorded_at,
         );
-        appender
-            .push(&e.stream_type, &e.stream_id, e.stream_version, event)
-            .await?;
+        appender.push(&e.stream_type, &e.stream_id, e.stream_version, event);
+        if appender.pending_events >= options.batch {
+            appender.flush().await?;
+        }
         progress.add(1);
     }
     appender.flush().await?;
@@ -367,9 +373,7 @@ pub(crate) async fn copy(
                 e.metadata,
                 e.recorded_at,
             );
-            appender
-                .push(&e.stream_type, &e.stream_id, e.stream_version, event)
-                .await?;
+            appender.push(&e.stream_type, &e.stream_id, e.stream_version, event);
         }
         appender.flush().await?;
         to.commit(

@@ -226,6 +226,37 @@ impl AppendOutcome {
     }
 }
 
+/// One stream's part of a multi-stream append (`append_batch` of the SQL stores): what
+/// [`EventStore::append`](super::EventStore::append) takes, as a value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    /// The stream type.
+    pub stream_type: String,
+    /// The stream id.
+    pub stream_id: String,
+    /// The version the stream must be at, after the batch's earlier appends to it.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+impl StreamAppend {
+    /// `events` for the stream `stream_type`/`stream_id`, expected at `expected`.
+    pub fn new(
+        stream_type: impl Into<String>,
+        stream_id: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        Self {
+            stream_type: stream_type.into(),
+            stream_id: stream_id.into(),
+            expected,
+            events,
+        }
+    }
+}
+
 /// Checks an append against the rule every backend applies (see [`json`](super::json)): the
 /// stream type, stream id and wire names hold no NUL character, each payload is a storable JSON
 /// document, and metadata nests no deeper than the payload may. Nothing is stored when this

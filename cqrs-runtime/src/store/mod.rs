@@ -46,7 +46,9 @@ pub use claim::{
 pub(crate) use claim::{claimed, net};
 pub(crate) use error::clip;
 pub use error::{CorruptEvent, StoreError};
-pub use event::{AppendOutcome, ExpectedVersion, NewEvent, StoredEvent, StreamEventRef};
+pub use event::{
+    AppendOutcome, ExpectedVersion, NewEvent, StoredEvent, StreamAppend, StreamEventRef,
+};
 pub use event_store::EventStore;
 pub use filter::{EventFilter, ReadBatch};
 #[doc(hidden)] // Public as `memory::InMemoryLeases`; the runners' default lease table.

@@ -36,6 +36,7 @@
 //!   round robin (tokio-postgres pipelines concurrent requests on one connection) and
 //!   re-opened when one breaks.
 
+mod batch;
 mod error;
 mod events;
 mod heads;
@@ -351,6 +352,8 @@ struct Prepared {
     claiming_any: Statement,
     head: Statement,
     slots: Statement,
+    batch_heads: Statement,
+    append_batch: Statement,
     read_stream: Statement,
     read_stream_events: Statement,
     read_after: Statement,
@@ -378,6 +381,8 @@ impl Conn {
             claiming_any: p(&t.claiming_any).await?,
             head: p(&t.head).await?,
             slots: p(&t.slots).await?,
+            batch_heads: p(&t.batch_heads).await?,
+            append_batch: p(&t.append_batch).await?,
             read_stream: p(&t.read_stream).await?,
             read_stream_events: p(&t.read_stream_events).await?,
             read_after: p(&t.read_after).await?,

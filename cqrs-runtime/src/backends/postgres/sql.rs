@@ -150,6 +150,8 @@ pub(super) struct Texts {
     pub(super) claims_upsert: String,
     pub(super) head: String,
     pub(super) slots: String,
+    pub(super) batch_heads: String,
+    pub(super) append_batch: String,
     pub(super) read_stream: String,
     pub(super) read_stream_events: String,
     pub(super) read_after: String,
@@ -252,6 +254,7 @@ impl Texts {
                 &mut texts.append_new,
                 &mut texts.append_exact,
                 &mut texts.append_any,
+                &mut texts.append_batch,
             ] {
                 *append = notifying(std::mem::take(append), channel);
             }
@@ -345,6 +348,25 @@ impl Texts {
             slots: format!(
                 "SELECT event_id, stream_type, stream_id, stream_version, global_position \
                  FROM {events} WHERE event_id = ANY($1::uuid[])"
+            ),
+            // The head of each stream of a multi-stream batch (`append_batch`).
+            batch_heads: format!(
+                "SELECT s.t, s.i, coalesce((SELECT max(stream_version) FROM {events} e \
+                 WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) \
+                 FROM unnest($1::text[], $2::text[]) AS s(t, i)"
+            ),
+            // A multi-stream batch at the versions the store computed from `batch_heads` in
+            // the same transaction: the unique key refuses a stream another writer moved
+            // meanwhile. Rows are inserted, and so take positions, in array order.
+            append_batch: format!(
+                "INSERT INTO {events} {INSERT_COLUMNS} \
+                 SELECT b.stream_type, b.stream_id, b.stream_version, b.event_id, b.event_type, \
+                 b.event_version, b.payload::jsonb, b.metadata::jsonb, b.recorded_at \
+                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::uuid[], $5::text[], \
+                 $6::int4[], $7::text[], $8::text[], $9::timestamptz[]) AS b(stream_type, \
+                 stream_id, stream_version, event_id, event_type, event_version, payload, \
+                 metadata, recorded_at) \
+                 RETURNING global_position, stream_version"
             ),
             read_stream: format!(
                 "SELECT {COLUMNS} FROM {events} WHERE stream_type = $1 AND stream_id = $2 \

@@ -13,13 +13,15 @@ use uuid::Uuid;
 
 use super::chunk::{Chunk, ChunkPool};
 use super::{db, db_text};
-use crate::backends::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
+use crate::backends::idempotency::{
+    Slot, batch_outcomes, classify, classify_batch, duplicate_in_batch, plan_batch, to_i64, to_u64,
+};
 use crate::backends::names::TableNames;
 use crate::backends::transaction::{TransactionError, TransactionOutcome};
 use crate::envelope::Metadata;
 use crate::store::{
     AppendOutcome, ClaimAction, ClaimHolder, CorruptEvent, Cursor, EventFilter, ExpectedVersion,
-    NewEvent, ReadBatch, StoreError, StoredEvent, StreamEventRef, claimed, net,
+    NewEvent, ReadBatch, StoreError, StoredEvent, StreamAppend, StreamEventRef, claimed, net,
 };
 
 /// An append waiting for the writer.
@@ -29,6 +31,18 @@ pub(super) struct Request {
     pub(super) expected: ExpectedVersion,
     pub(super) events: Vec<NewEvent>,
     pub(super) reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// A stored event's stream type, stream id, version and position.
+type StoredSlot = (String, String, u64, u64);
+
+fn lookup<'a>(stored: &'a HashMap<Uuid, StoredSlot>, id: &Uuid) -> Option<Slot<'a>> {
+    stored.get(id).map(|(st, sid, version, position)| Slot {
+        stream_type: st,
+        stream_id: sid,
+        stream_version: *version,
+        global_position: *position,
+    })
 }
 
 /// Runs a statement without parameters or rows through the statement cache.
@@ -274,8 +288,31 @@ impl Sql {
             return Ok(None);
         }
         let mut positions = Vec::with_capacity(events.len());
+        if !self.insert_events(tx, stream_type, stream_id, actual, events, &mut positions)? {
+            return Ok(None);
+        }
+        if events.iter().any(|e| !e.claims.is_empty()) {
+            self.apply_claims(tx, stream_type, stream_id, events, &positions)?;
+        }
+        Ok(Some(AppendOutcome {
+            stream_version: actual + events.len() as u64,
+            positions,
+        }))
+    }
+
+    /// Inserts `events` after version `after` of the stream, pushing their positions; `false`
+    /// when a unique key refused one (the caller rolls back).
+    fn insert_events(
+        &self,
+        tx: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+        after: u64,
+        events: &[NewEvent],
+        positions: &mut Vec<u64>,
+    ) -> Result<bool, StoreError> {
         let mut insert = tx.prepare_cached(&self.insert).map_err(db)?;
-        for (version, event) in (actual + 1..).zip(events) {
+        for (version, event) in (after + 1..).zip(events) {
             let payload = std::str::from_utf8(&event.payload).map_err(StoreError::backend)?;
             let metadata = serde_json::to_string(&event.metadata).map_err(StoreError::backend)?;
             let inserted = insert.execute(params![
@@ -292,18 +329,67 @@ impl Sql {
             match inserted {
                 Ok(_) => positions.push(to_u64(tx.last_insert_rowid(), "position")?),
                 Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 Err(e) => return Err(db(e)),
             }
         }
-        if events.iter().any(|e| !e.claims.is_empty()) {
-            self.apply_claims(tx, stream_type, stream_id, events, &positions)?;
+        Ok(true)
+    }
+
+    /// A multi-stream batch in one `BEGIN IMMEDIATE` transaction (see
+    /// `SqliteEventStore::append_batch`). A refusal is classified under the write lock, in a
+    /// new transaction; if another process made room meanwhile, the batch runs again.
+    pub(super) fn append_batch(
+        &self,
+        conn: &mut Connection,
+        appends: &[StreamAppend],
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        for _ in 0..ALONE_ATTEMPTS {
+            let tx = begin_immediate(conn)?;
+            match plan_batch(appends, |t, i| self.head(&tx, t, i)) {
+                Ok(starts) => {
+                    let mut positions = Vec::new();
+                    let mut stored = true;
+                    for (a, start) in appends.iter().zip(&starts) {
+                        if !self.insert_events(
+                            &tx,
+                            &a.stream_type,
+                            &a.stream_id,
+                            *start,
+                            &a.events,
+                            &mut positions,
+                        )? {
+                            stored = false;
+                            break;
+                        }
+                    }
+                    if stored {
+                        tx.commit().map_err(db)?;
+                        return Ok(batch_outcomes(appends, &starts, positions.into_iter()));
+                    }
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            tx.rollback().map_err(db)?;
+            let tx = begin_immediate(conn)?;
+            let ids = appends.iter().flat_map(|a| &a.events).map(|e| e.event_id);
+            let slots = self.slots(&tx, ids)?;
+            let decided = classify_batch(
+                appends,
+                |t, i| self.head(&tx, t, i),
+                |id| lookup(&slots, id),
+            );
+            tx.rollback().map_err(db)?;
+            if let Some(outcomes) = decided? {
+                return Ok(outcomes);
+            }
         }
-        Ok(Some(AppendOutcome {
-            stream_version: actual + events.len() as u64,
-            positions,
-        }))
+        Err(StoreError::backend(format!(
+            "a batch append was refused {ALONE_ATTEMPTS} times, but neither as a clash nor as a \
+             conflict"
+        )))
     }
 
     /// The batch's net claims, in the append's transaction: refused (the caller rolls back)
@@ -380,21 +466,17 @@ impl Sql {
         .transpose()
     }
 
-    /// Classifies an append that stored nothing: a retry, a clash or a conflict; `None`
-    /// means "run it again".
-    fn refused(
+    /// Where each of `ids` that is stored sits.
+    fn slots(
         &self,
         conn: &Connection,
-        stream_type: &str,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<Option<AppendOutcome>, StoreError> {
-        let mut stored = HashMap::with_capacity(events.len());
+        ids: impl Iterator<Item = Uuid>,
+    ) -> Result<HashMap<Uuid, StoredSlot>, StoreError> {
+        let mut stored = HashMap::new();
         let mut query = conn.prepare_cached(&self.slot).map_err(db)?;
-        for event in events {
+        for id in ids {
             let row = query
-                .query_row([event.event_id.as_bytes().as_slice()], |r| {
+                .query_row([id.as_bytes().as_slice()], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
@@ -411,17 +493,24 @@ impl Sql {
                     to_u64(version, "version")?,
                     to_u64(position, "position")?,
                 );
-                stored.insert(event.event_id, slot);
+                stored.insert(id, slot);
             }
         }
-        let lookup = |id: &Uuid| {
-            stored.get(id).map(|(st, sid, version, position)| Slot {
-                stream_type: st,
-                stream_id: sid,
-                stream_version: *version,
-                global_position: *position,
-            })
-        };
+        Ok(stored)
+    }
+
+    /// Classifies an append that stored nothing: a retry, a clash or a conflict; `None`
+    /// means "run it again".
+    fn refused(
+        &self,
+        conn: &Connection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let stored = self.slots(conn, events.iter().map(|e| e.event_id))?;
+        let lookup = |id: &Uuid| lookup(&stored, id);
         let actual = self.head(conn, stream_type, stream_id)?;
         classify(stream_type, stream_id, expected, events, actual, lookup)
     }
