@@ -288,7 +288,15 @@ impl Sql {
             return Ok(None);
         }
         let mut positions = Vec::with_capacity(events.len());
-        if !self.insert_events(tx, stream_type, stream_id, actual, events, &mut positions)? {
+        let mut insert = tx.prepare_cached(&self.insert).map_err(db)?;
+        if !Self::insert_events(
+            &mut insert,
+            stream_type,
+            stream_id,
+            actual,
+            events,
+            &mut positions,
+        )? {
             return Ok(None);
         }
         if events.iter().any(|e| !e.claims.is_empty()) {
@@ -303,19 +311,17 @@ impl Sql {
     /// Inserts `events` after version `after` of the stream, pushing their positions; `false`
     /// when a unique key refused one (the caller rolls back).
     fn insert_events(
-        &self,
-        tx: &Connection,
+        insert: &mut rusqlite::Statement<'_>,
         stream_type: &str,
         stream_id: &str,
         after: u64,
         events: &[NewEvent],
         positions: &mut Vec<u64>,
     ) -> Result<bool, StoreError> {
-        let mut insert = tx.prepare_cached(&self.insert).map_err(db)?;
         for (version, event) in (after + 1..).zip(events) {
             let payload = std::str::from_utf8(&event.payload).map_err(StoreError::backend)?;
             let metadata = serde_json::to_string(&event.metadata).map_err(StoreError::backend)?;
-            let inserted = insert.execute(params![
+            let inserted = insert.insert(params![
                 stream_type,
                 stream_id,
                 to_i64(version, "stream version")?,
@@ -327,7 +333,7 @@ impl Sql {
                 event.recorded_at.timestamp_micros(),
             ]);
             match inserted {
-                Ok(_) => positions.push(to_u64(tx.last_insert_rowid(), "position")?),
+                Ok(rowid) => positions.push(to_u64(rowid, "position")?),
                 Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
                     return Ok(false);
                 }
@@ -351,9 +357,10 @@ impl Sql {
                 Ok(starts) => {
                     let mut positions = Vec::new();
                     let mut stored = true;
+                    let mut insert = tx.prepare_cached(&self.insert).map_err(db)?;
                     for (a, start) in appends.iter().zip(&starts) {
-                        if !self.insert_events(
-                            &tx,
+                        if !Self::insert_events(
+                            &mut insert,
                             &a.stream_type,
                             &a.stream_id,
                             *start,
@@ -364,6 +371,7 @@ impl Sql {
                             break;
                         }
                     }
+                    drop(insert);
                     if stored {
                         tx.commit().map_err(db)?;
                         return Ok(batch_outcomes(appends, &starts, positions.into_iter()));
