@@ -48,21 +48,71 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
         }
     }
 
-    /// The `decode_stored` of a version whose predecessor is `P` (`upcast_from = P` or
+    /// [`Event::decode_stored`] for a `name` the caller has found in [`Event::NAMES`] (what a
+    /// derived `EventEnum::decode` and a projection's dispatch call): the same result. The
+    /// derive overrides it to skip testing the name again where the history has one name.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_named(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_stored(name, version, payload)
+    }
+
+    /// The derived [`Event::decode_named`] of an event without history: `name` is
+    /// [`Event::NAME`], so only the version is tested.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_own_version(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
+        if version == Self::VERSION {
+            decode_payload(name, version, payload)
+        } else {
+            Err(DecodeError::UnknownVersion {
+                name: name.to_owned(),
+                version,
+                known: Self::VERSION,
+            })
+        }
+    }
+
+    /// The decoder of an event with history, `decode_stored` (`named` false) and
+    /// `decode_named` (`named` true) in one: the derive's only call of
+    /// [`Event::decode_after`], so that a missing step is reported once. The default (an
+    /// event without history) is `decode_stored`.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_chain(
+        name: &str,
+        version: u32,
+        payload: &[u8],
+        named: bool,
+    ) -> Result<Self, DecodeError> {
+        let _ = named;
+        Self::decode_stored(name, version, payload)
+    }
+
+    /// The decoder of a version whose predecessor is `P` (`upcast_from = P` or
     /// `renamed_from = P`): this version's own (name, version) decodes straight into `Self`, and
     /// a newer version of its name is [`DecodeError::UnknownVersion`]; anything else decodes as
     /// `P` (down `P`'s own chain) and takes the step from `P` to `Self` (a failing `TryFrom` is
-    /// [`DecodeError::UpcastFailed`]).
+    /// [`DecodeError::UpcastFailed`]). With `named`, the caller has found `name` in
+    /// [`Event::NAMES`]: where the history has one name (no rename anywhere down the chain),
+    /// `name` is that name and is not tested again.
     ///
-    /// What the derive's `decode_stored` calls. The step is a bound here, so that a missing
+    /// What the derive's `decode_chain` calls. The step is a bound here, so that a missing
     /// step is reported with [`UpcastFrom`]'s message, at `upcast_from = P`.
     #[doc(hidden)]
     #[inline]
-    fn decode_after<P: Event>(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError>
+    fn decode_after<P: Event>(
+        name: &str,
+        version: u32,
+        payload: &[u8],
+        named: bool,
+    ) -> Result<Self, DecodeError>
     where
         Self: UpcastFrom<P>,
     {
-        if name == Self::NAME {
+        // With one name, `P` has the same one (a rename would have added its own).
+        let known_name = named && Self::NAMES.len() == 1;
+        if known_name || name == Self::NAME {
             if version == Self::VERSION {
                 return decode_payload(name, version, payload);
             }
@@ -74,7 +124,11 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
                 });
             }
         }
-        let previous = P::decode_stored(name, version, payload)?;
+        let previous = if known_name {
+            P::decode_named(name, version, payload)?
+        } else {
+            P::decode_stored(name, version, payload)?
+        };
         Self::try_from(previous).map_err(|source| DecodeError::UpcastFailed {
             name: name.to_owned(),
             version,

@@ -219,7 +219,9 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
         version: u64,
     ) -> Result<Loaded<A>, CommandError<A::Error>> {
         let stream_id = id.to_string();
-        let loaded = self.replay(&stream_id, A::default(), 0, version).await?;
+        let loaded = self
+            .replay::<true>(&stream_id, A::default(), 0, version)
+            .await?;
         Ok(loaded.unwrap_or(Loaded {
             state: A::default(),
             version: 0,
@@ -265,7 +267,10 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
             let mut snapshot = self.snapshots.load(stream_id).await;
             loop {
                 let (state, base) = snapshot.take().unwrap_or_else(|| (A::default(), 0));
-                match self.replay(stream_id, state, base, u64::MAX).await? {
+                match self
+                    .replay::<false>(stream_id, state, base, u64::MAX)
+                    .await?
+                {
                     Some(loaded) => return Ok((loaded, base)),
                     None if base > 0 => tracing::warn!(
                         snapshot = base,
@@ -292,8 +297,8 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
     /// Applies the events after `base` to `state`, checking that the versions run on from
     /// `base` without a gap or a repeat. With a snapshot (`base > 0`), the event at `base`
     /// is read too, and must exist: `None` when it does not (the snapshot is ahead). Stops
-    /// after version `until`.
-    async fn replay(
+    /// after version `until` when `UNTIL` (a load of the whole stream does not test it).
+    async fn replay<const UNTIL: bool>(
         &self,
         stream_id: &str,
         mut state: A,
@@ -310,7 +315,7 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
         // decoded and applied in place.
         self.store
             .replay_stream(A::TYPE, stream_id, base.max(1), |event| {
-                if event.stream_version > until {
+                if UNTIL && event.stream_version > until {
                     return false;
                 }
                 if event.stream_version != version + 1 || event.global_position <= position {

@@ -58,24 +58,56 @@ pub(super) fn expand(model: &EventModel<'_>, source_file: Option<&std::path::Pat
     )
 }
 
-/// With a previous version: the name set, the chained decoder and the history.
+/// With a previous version: the name set, the chained decoders and the history; without, the
+/// `decode_named` that tests the version only.
 fn history_items(model: &EventModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
     let prev = match &model.previous {
-        Previous::None => return TokenStream::new(),
+        Previous::None => {
+            return quote! {
+                #[inline]
+                fn decode_named(
+                    __name: &str,
+                    __version: u32,
+                    __payload: &[u8],
+                ) -> #private::Result<Self, #private::DecodeError> {
+                    <Self as #private::Event>::decode_own_version(__name, __version, __payload)
+                }
+            };
+        }
         Previous::Upcast(prev) | Previous::Renamed(prev) => prev,
     };
     // The step call is spanned at `upcast_from = ...`, so a missing `From` is reported there.
     let at = paths::private_at(model.krate.as_ref(), prev.span());
     let step = quote_spanned!(prev.span()=>
-        <Self as #at::Event>::decode_after::<#prev>(__name, __version, __payload)
+        <Self as #at::Event>::decode_after::<#prev>(__name, __version, __payload, __named)
     );
     quote! {
         const NAMES: #private::NameSet = <#prev as #private::Event>::NAMES.with(Self::NAME);
 
+        #[inline]
         fn decode_stored(
             __name: &str,
             __version: u32,
             __payload: &[u8],
+        ) -> #private::Result<Self, #private::DecodeError> {
+            <Self as #private::Event>::decode_chain(__name, __version, __payload, false)
+        }
+
+        #[inline]
+        fn decode_named(
+            __name: &str,
+            __version: u32,
+            __payload: &[u8],
+        ) -> #private::Result<Self, #private::DecodeError> {
+            <Self as #private::Event>::decode_chain(__name, __version, __payload, true)
+        }
+
+        #[inline]
+        fn decode_chain(
+            __name: &str,
+            __version: u32,
+            __payload: &[u8],
+            __named: bool,
         ) -> #private::Result<Self, #private::DecodeError> {
             #step
         }

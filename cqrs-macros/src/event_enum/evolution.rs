@@ -33,7 +33,7 @@ pub(super) fn decode_items(model: &EnumModel<'_>, private: &proc_macro2::Ident) 
             #(
                 if <#tys as #private::Event>::NAMES.has(__name) {
                     return #private::decoded(
-                        <#tys as #private::Event>::decode_stored(__name, __version, __payload),
+                        <#tys as #private::Event>::decode_named(__name, __version, __payload),
                         Self::#idents,
                     );
                 }
@@ -41,7 +41,7 @@ pub(super) fn decode_items(model: &EnumModel<'_>, private: &proc_macro2::Ident) 
             // Split events: one stored event becomes several current ones.
             #(
                 if <#split as #private::Event>::NAMES.has(__name) {
-                    let __old = <#split as #private::Event>::decode_stored(__name, __version, __payload)?;
+                    let __old = <#split as #private::Event>::decode_named(__name, __version, __payload)?;
                     return #private::Result::Ok(#private::Decoded::Many(#split_checks));
                 }
             )*

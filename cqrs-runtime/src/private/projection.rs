@@ -83,10 +83,11 @@ pub fn is_named<E: Event>(stored: &StoredEvent) -> bool {
     E::NAMES.has(&stored.event_type)
 }
 
-/// Decodes `stored` straight into the event struct `E`.
+/// Decodes `stored`, whose name [`is_named`] found in `E`'s history, straight into the event
+/// struct `E`.
 #[inline]
 pub fn decode_event<E: Event>(stored: &StoredEvent) -> Result<E, DecodeError> {
-    E::decode_stored(&stored.event_type, stored.event_version, &stored.payload)
+    E::decode_named(&stored.event_type, stored.event_version, &stored.payload)
 }
 
 /// `filter` widened by the events of a source whose event enum is `E` and whose stream type

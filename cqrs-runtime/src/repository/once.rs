@@ -170,7 +170,7 @@ impl<A: Aggregate, S: EventStore, P: SnapshotPolicy<A>> Repository<A, S, P> {
         })?;
         // Decide again against the aggregate as it was at the first decision.
         let loaded = self
-            .replay(&decision.stream_id, A::default(), 0, decision.version)
+            .replay::<true>(&decision.stream_id, A::default(), 0, decision.version)
             .await?;
         let Loaded { state, version } = loaded.unwrap_or(Loaded {
             state: A::default(),

@@ -67,6 +67,16 @@ impl NameSet {
         false
     }
 
+    /// How many names the set holds.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set holds no name.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Whether the two sets share a name.
     pub const fn intersects(&self, other: &NameSet) -> bool {
         let mut i = 0;
