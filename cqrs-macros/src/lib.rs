@@ -12,6 +12,7 @@
 //! error.
 
 mod aggregate;
+mod annotated_impl;
 mod command;
 mod command_bus;
 mod deadline;
@@ -20,7 +21,6 @@ mod event;
 mod event_enum;
 #[cfg(test)]
 mod fuzz;
-mod item;
 mod paths;
 mod projection;
 mod reaction;

@@ -5,8 +5,8 @@ use darling::ast::NestedMeta;
 use darling::util::SpannedValue;
 use proc_macro2::TokenStream;
 
+use crate::annotated_impl::{attribute_args, marked_methods};
 use crate::diag::{Flag, error_at};
-use crate::item::{attribute_args, marked_methods};
 
 /// `#[aggregate(name = "...", id = ..., events = ..., error = ..., services = ..., command_enum = ...)]`.
 ///

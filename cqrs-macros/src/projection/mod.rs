@@ -10,7 +10,7 @@ use proc_macro2::TokenStream;
 /// Parse the arguments and the impl block, validate, expand. On error, the errors plus the
 /// user's impl block (with our markers removed) and permissive fallback impls.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item = match crate::item::parse_item(item) {
+    let item = match crate::annotated_impl::parse_item(item) {
         Ok(item) => item,
         Err(error) => return error.to_compile_error(),
     };

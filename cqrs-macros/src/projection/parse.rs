@@ -5,8 +5,8 @@ use darling::ast::NestedMeta;
 use darling::util::{PathList, SpannedValue};
 use proc_macro2::TokenStream;
 
+use crate::annotated_impl::{attribute_args, marked_methods};
 use crate::diag::{Flag, error_at};
-use crate::item::{attribute_args, marked_methods};
 
 /// The sources: event enums or aggregates, `events = X`, `events = [A, B]` or `events(A, B)`.
 #[derive(Clone, Default)]

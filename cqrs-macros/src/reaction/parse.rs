@@ -9,8 +9,8 @@ use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 
 use super::Kind;
+use crate::annotated_impl::{attribute_args, marked_methods};
 use crate::diag::error_at;
-use crate::item::{attribute_args, marked_methods};
 use crate::projection::parse::Sources;
 
 /// `#[reactor(name = "...", events = ..., version = N, ignore(...), bus = T, crate = path)]`,
