@@ -681,6 +681,72 @@ async fn a_copy_resumes_from_its_checkpoint_and_reports_a_differing_target() {
         "{text}"
     );
 
+    // A log that interleaves streams one event at a time (every batch a transaction of many
+    // one-event runs), copied in slices and then again under another checkpoint with batches
+    // that straddle the slices: identical either way.
+    let interleaved = temp_db("copy-interleaved");
+    {
+        let store = SqliteEventStore::open(&interleaved).await.expect("open");
+        for round in 0..6u64 {
+            for s in 0..7 {
+                let e = if round == 0 {
+                    event("account_opened", 1, r#"{"owner":"Ada"}"#)
+                } else {
+                    event("money_deposited", 2, &format!(r#"{{"amount":{round}}}"#))
+                };
+                store
+                    .append(
+                        "account",
+                        &format!("i-{s}"),
+                        ExpectedVersion::from_version(round),
+                        vec![e],
+                    )
+                    .await
+                    .expect("append");
+            }
+        }
+    }
+    let from_i = interleaved.display().to_string();
+    let target_i = temp_db("copy-interleaved-target");
+    let to_i = target_i.display().to_string();
+    let sliced = [
+        "copy", "--from", &from_i, "--to", &to_i, "--batch", "8", "--limit", "20",
+    ];
+    assert_eq!(run(&cli(), &sliced).await.0, 0);
+    let (code, text) = run(&cli(), &["copy", "--from", &from_i, "--to", &to_i]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("copied 22 events (resumed after source position 20, now at 42)"),
+        "{text}"
+    );
+    let straddling = [
+        "copy",
+        "--from",
+        &from_i,
+        "--to",
+        &to_i,
+        "--batch",
+        "6",
+        "--checkpoint",
+        "again",
+    ];
+    let (code, text) = run(&cli(), &straddling).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("verified: every stream is identical"),
+        "{text}"
+    );
+    let copied = SqliteEventStore::open(&target_i).await.expect("open");
+    assert_eq!(
+        copied
+            .read_after(Cursor::START, usize::MAX)
+            .await
+            .expect("read")
+            .len(),
+        42,
+        "no event was stored twice"
+    );
+
     // An event the source does not hold makes the comparison fail.
     let store = SqliteEventStore::open(&target).await.expect("open");
     append(
