@@ -346,6 +346,35 @@ async fn verify_on_postgres_passes_a_clean_store() {
     assert_clean_counts(&json);
 }
 
+/// An event committed while an older transaction of another session is open is held back by
+/// PostgreSQL's gap-safe read; `verify` (like every whole-log read of the tool) waits for the
+/// transactions that were open when it started instead of reporting a shorter log.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_on_postgres_waits_for_transactions_open_when_it_started() {
+    let Some((store, url)) = pg("held").await else {
+        return;
+    };
+    let (mut client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let open = client.transaction().await.expect("begin");
+    open.query_one("SELECT pg_current_xact_id()", &[])
+        .await
+        .expect("take a transaction id");
+    seed_clean(&store).await;
+    let verify = tokio::spawn(async move { run_json(&cli(), &["verify", "--store", &url]).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !verify.is_finished(),
+        "verify ended while an older transaction held events back"
+    );
+    open.commit().await.expect("commit");
+    let (code, json) = verify.await.expect("verify");
+    assert_eq!(code, 0, "{json:#}");
+    assert_clean_counts(&json);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_store_file_is_an_error_not_a_new_store() {
     let path = temp_db("missing");

@@ -11,6 +11,15 @@ use crate::store::{
     ExpectedVersion, NamedCheckpoint, NewEvent, StoreError, StoredEvent, StreamAppend,
 };
 
+/// How long a whole-log read waits for transactions that were open when it started.
+const SETTLE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The start of a whole-log read (see [`AnyStore::read_log`]).
+pub(crate) struct LogStart {
+    point: u64,
+    since: std::time::Instant,
+}
+
 /// One of the stores this build can open.
 pub(crate) enum AnyStore {
     Sqlite(SqliteEventStore),
@@ -115,6 +124,57 @@ impl AnyStore {
         limit: usize,
     ) -> Result<Vec<(Cursor, StoredEvent)>, StoreError> {
         dispatch!(self, s => s.read_after(after, limit).await)
+    }
+
+    /// Where a whole-log read must get to: on PostgreSQL, the transactions that existed when
+    /// the command started (their events are readable once each has ended); nothing on
+    /// SQLite, where every committed event is readable at once.
+    pub(crate) async fn log_start(&self) -> Result<LogStart, StoreError> {
+        Ok(LogStart {
+            point: match self {
+                AnyStore::Sqlite(_) => 0,
+                #[cfg(feature = "postgres")]
+                AnyStore::Postgres(s) => s.settle_point().await?,
+            },
+            since: std::time::Instant::now(),
+        })
+    }
+
+    /// The next events after `after` of a read of the whole log that began at `start`: empty
+    /// only once every event committed before `start` has been returned. On PostgreSQL an
+    /// event committed before the start can be held back by an older transaction still open
+    /// (see `EventStore::head`); the read waits for it, up to `SETTLE_PATIENCE`.
+    pub(crate) async fn read_log(
+        &self,
+        after: Cursor,
+        limit: usize,
+        start: &LogStart,
+    ) -> Result<Vec<(Cursor, StoredEvent)>, StoreError> {
+        loop {
+            let batch = self.read_after(after, limit).await?;
+            if !batch.is_empty() || self.settled(start.point).await? {
+                return Ok(batch);
+            }
+            if start.since.elapsed() > SETTLE_PATIENCE {
+                return Err(StoreError::unavailable(format!(
+                    "a transaction open since before this command started still holds events \
+                     back after {} s (find it in pg_stat_activity, oldest xact_start first)",
+                    SETTLE_PATIENCE.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn settled(&self, point: u64) -> Result<bool, StoreError> {
+        match self {
+            AnyStore::Sqlite(_) => {
+                let _ = point;
+                Ok(true)
+            }
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => s.settled(point).await,
+        }
     }
 
     pub(crate) async fn head(&self) -> Result<Cursor, StoreError> {

@@ -81,9 +81,10 @@ pub(crate) async fn export(
             write(event)?;
         }
     } else {
+        let start = store.log_start().await?;
         let mut cursor = Cursor::START;
         loop {
-            let batch = store.read_after(cursor, options.batch).await?;
+            let batch = store.read_log(cursor, options.batch, &start).await?;
             let Some(&(last, _)) = batch.last() else {
                 break;
             };
@@ -339,6 +340,7 @@ pub(crate) async fn copy(
     let resumed_after = cursor.position;
     let mut appender = Appender::new(to);
     let mut progress = Progress::new("copy", options);
+    let start = from.log_start().await?;
     let head = from.head().await?.position;
     progress.total(match args.limit {
         Some(limit) => limit.min(head.saturating_sub(resumed_after)),
@@ -359,7 +361,7 @@ pub(crate) async fn copy(
             }
             None => options.batch,
         };
-        let batch = from.read_after(cursor, want).await?;
+        let batch = from.read_log(cursor, want, &start).await?;
         let Some(&(last, _)) = batch.last() else {
             break;
         };
@@ -387,7 +389,7 @@ pub(crate) async fn copy(
     progress.finish();
     if complete && args.limit.is_some() {
         // A limit that ends exactly at the source's end: the next read is empty.
-        complete = from.read_after(cursor, 1).await?.is_empty();
+        complete = from.read_log(cursor, 1, &start).await?.is_empty();
     }
     let verification = if complete && args.verify {
         Some(compare(from, to, options).await?)
@@ -509,9 +511,10 @@ pub(crate) async fn checksums(
     let mut sums: BTreeMap<(String, String), StreamSum> = BTreeMap::new();
     let mut progress = Progress::new("checksums", options);
     progress.total(store.head().await?.position);
+    let start = store.log_start().await?;
     let mut cursor = Cursor::START;
     loop {
-        let batch = store.read_after(cursor, options.batch).await?;
+        let batch = store.read_log(cursor, options.batch, &start).await?;
         let Some(&(last, _)) = batch.last() else {
             break;
         };

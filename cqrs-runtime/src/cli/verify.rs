@@ -94,9 +94,10 @@ pub(crate) async fn run(
     let mut heads: HashMap<String, HashMap<String, u64>> = HashMap::new();
     let mut progress = Progress::new("verify", options);
     progress.total(store.head().await?.position);
+    let start = store.log_start().await?;
     let mut cursor = Cursor::START;
     loop {
-        let batch = match store.read_after(cursor, options.batch).await {
+        let batch = match store.read_log(cursor, options.batch, &start).await {
             Ok(batch) => batch,
             Err(StoreError::Corrupt(corrupt)) if corrupt.cursor.is_some() => {
                 report.failures.push(Failure {

@@ -35,9 +35,10 @@ pub(crate) async fn streams(
 ) -> Result<Outcome, CliError> {
     let mut streams: BTreeMap<(String, String), StreamInfo> = BTreeMap::new();
     let mut progress = Progress::new("streams", options);
+    let start = store.log_start().await?;
     let mut cursor = Cursor::START;
     loop {
-        let batch = store.read_after(cursor, options.batch).await?;
+        let batch = store.read_log(cursor, options.batch, &start).await?;
         let Some(&(last, _)) = batch.last() else {
             break;
         };

@@ -269,6 +269,40 @@ impl PostgresEventStore {
     }
 }
 
+impl PostgresEventStore {
+    /// The first transaction id not yet assigned: every transaction that could have
+    /// committed an event so far is below it (see [`PostgresEventStore::settled`]).
+    #[cfg(feature = "cli")]
+    pub(crate) async fn settle_point(&self) -> Result<u64, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::int8",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        to_u64(row.try_get(0).map_err(db)?, "transaction id")
+    }
+
+    /// Whether every transaction below `point` (a [`settle_point`](Self::settle_point)) has
+    /// ended, so that `read_after` returns every event they committed.
+    #[cfg(feature = "cli")]
+    pub(crate) async fn settled(&self, point: u64) -> Result<bool, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::int8",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        Ok(to_u64(row.try_get(0).map_err(db)?, "transaction id")? >= point)
+    }
+}
+
 impl EventStore for PostgresEventStore {
     async fn append(
         &self,
