@@ -37,14 +37,10 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The default (an event without history) accepts exactly [`Event::NAME`] at
     /// [`Event::VERSION`]; a newer version is [`DecodeError::UnknownVersion`].
     fn decode_stored(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError> {
-        if version == Self::VERSION && name == Self::NAME {
-            decode_payload(name, version, payload)
+        if name == Self::NAME {
+            Self::decode_own_version(name, version, payload)
         } else {
-            Err(DecodeError::UnknownVersion {
-                name: name.to_owned(),
-                version,
-                known: Self::VERSION,
-            })
+            Err(unknown_version::<Self>(name, version))
         }
     }
 
@@ -65,11 +61,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
         if version == Self::VERSION {
             decode_payload(name, version, payload)
         } else {
-            Err(DecodeError::UnknownVersion {
-                name: name.to_owned(),
-                version,
-                known: Self::VERSION,
-            })
+            Err(unknown_version::<Self>(name, version))
         }
     }
 
@@ -117,11 +109,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
                 return decode_payload(name, version, payload);
             }
             if version > Self::VERSION {
-                return Err(DecodeError::UnknownVersion {
-                    name: name.to_owned(),
-                    version,
-                    known: Self::VERSION,
-                });
+                return Err(unknown_version::<Self>(name, version));
             }
         }
         let previous = if known_name {
@@ -165,6 +153,15 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
             version: Self::VERSION,
             payload: crate::store::json::to_vec(self)?,
         })
+    }
+}
+
+/// `(name, version)` is not a version `E` decodes: it knows up to `E::VERSION`.
+fn unknown_version<E: Event>(name: &str, version: u32) -> DecodeError {
+    DecodeError::UnknownVersion {
+        name: name.to_owned(),
+        version,
+        known: E::VERSION,
     }
 }
 
