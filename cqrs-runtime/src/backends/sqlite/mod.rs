@@ -37,6 +37,7 @@ mod chunk;
 mod models;
 mod schema;
 mod side;
+mod side_sql;
 mod sql;
 mod transaction;
 mod writer;

@@ -73,7 +73,7 @@ const COLUMNS: &str = "global_position, stream_type, stream_id, stream_version, 
 
 pub(super) struct Sql {
     pub(super) tables: TableNames,
-    pub(super) side: super::side::SideSql,
+    pub(super) side: super::side_sql::SideSql,
     insert: String,
     head: String,
     slot: String,
@@ -94,7 +94,7 @@ impl Sql {
         let (events, snapshots) = (&t.events, &t.snapshots);
         Self {
             tables: t.clone(),
-            side: super::side::SideSql::new(t),
+            side: super::side_sql::SideSql::new(t),
             insert: format!(
                 "INSERT INTO {events} (stream_type, stream_id, stream_version, event_id, \
                  event_type, event_version, payload, metadata, recorded_at) \
