@@ -61,18 +61,26 @@ pub(super) fn expand(model: &EventModel<'_>, source_file: Option<&std::path::Pat
 /// With a previous version: the name set, the chained decoders and the history; without, the
 /// `decode_named` that tests the version only.
 fn history_items(model: &EventModel<'_>, private: &proc_macro2::Ident) -> TokenStream {
+    // A decoder of the `Event` trait, `(name, version, payload)`, whose body is `body`.
+    let decoder = |method: &str, body: TokenStream| {
+        let method = quote::format_ident!("{method}");
+        quote! {
+            #[inline]
+            fn #method(
+                __name: &str,
+                __version: u32,
+                __payload: &[u8],
+            ) -> #private::Result<Self, #private::DecodeError> {
+                #body
+            }
+        }
+    };
     let prev = match &model.previous {
         Previous::None => {
-            return quote! {
-                #[inline]
-                fn decode_named(
-                    __name: &str,
-                    __version: u32,
-                    __payload: &[u8],
-                ) -> #private::Result<Self, #private::DecodeError> {
-                    <Self as #private::Event>::decode_own_version(__name, __version, __payload)
-                }
-            };
+            return decoder(
+                "decode_named",
+                quote!(<Self as #private::Event>::decode_own_version(__name, __version, __payload)),
+            );
         }
         Previous::Upcast(prev) | Previous::Renamed(prev) => prev,
     };
@@ -81,26 +89,14 @@ fn history_items(model: &EventModel<'_>, private: &proc_macro2::Ident) -> TokenS
     let step = quote_spanned!(prev.span()=>
         <Self as #at::Event>::decode_after::<#prev>(__name, __version, __payload, __named)
     );
+    let chain = |named: bool| quote!(<Self as #private::Event>::decode_chain(__name, __version, __payload, #named));
+    let stored = decoder("decode_stored", chain(false));
+    let named = decoder("decode_named", chain(true));
     quote! {
         const NAMES: #private::NameSet = <#prev as #private::Event>::NAMES.with(Self::NAME);
 
-        #[inline]
-        fn decode_stored(
-            __name: &str,
-            __version: u32,
-            __payload: &[u8],
-        ) -> #private::Result<Self, #private::DecodeError> {
-            <Self as #private::Event>::decode_chain(__name, __version, __payload, false)
-        }
-
-        #[inline]
-        fn decode_named(
-            __name: &str,
-            __version: u32,
-            __payload: &[u8],
-        ) -> #private::Result<Self, #private::DecodeError> {
-            <Self as #private::Event>::decode_chain(__name, __version, __payload, true)
-        }
+        #stored
+        #named
 
         #[inline]
         fn decode_chain(

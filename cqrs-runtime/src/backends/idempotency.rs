@@ -18,6 +18,22 @@ pub(crate) struct Slot<'a> {
     pub(crate) global_position: u64,
 }
 
+/// Where each stored id of a batch sits: stream type, stream id, version, position (what a
+/// backend reads back to classify a refused append).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) type StoredSlots = std::collections::HashMap<Uuid, (String, String, u64, u64)>;
+
+/// `id`'s place in `stored`, as the rule reads it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn slot_of<'a>(stored: &'a StoredSlots, id: &Uuid) -> Option<Slot<'a>> {
+    stored.get(id).map(|(st, sid, version, position)| Slot {
+        stream_type: st,
+        stream_id: sid,
+        stream_version: *version,
+        global_position: *position,
+    })
+}
+
 /// If every id of `events` is already stored in this stream, in order and at consecutive
 /// versions (those the batch would occupy when `expected` is exact), the original outcome.
 pub(crate) fn retried_outcome<'a>(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::events::RACE_ATTEMPTS;
 use super::{Conn, PostgresEventStore, db};
 use crate::backends::idempotency::{
-    Slot, batch_outcomes, check_batch, classify_batch, plan_batch, to_i64, to_u64,
+    batch_outcomes, check_batch, classify_batch, plan_batch, slot_of, to_i64, to_u64,
 };
 use crate::store::{AppendOutcome, StoreError, StreamAppend};
 
@@ -109,20 +109,7 @@ impl PostgresEventStore {
             .flat_map(|a| &a.events)
             .map(|e| e.event_id)
             .collect();
-        let rows = conn
-            .client
-            .query(&conn.st.slots, &[&event_ids])
-            .await
-            .map_err(db)?;
-        let mut stored = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let id: Uuid = row.try_get(0).map_err(db)?;
-            let st: String = row.try_get(1).map_err(db)?;
-            let sid: String = row.try_get(2).map_err(db)?;
-            let version = to_u64(row.try_get(3).map_err(db)?, "version")?;
-            let position = to_u64(row.try_get(4).map_err(db)?, "position")?;
-            stored.insert(id, (st, sid, version, position));
-        }
+        let stored = self.stored_slots(conn, &event_ids).await?;
         let rows = conn
             .client
             .query(&conn.st.batch_heads, &[&types, &ids])
@@ -130,15 +117,7 @@ impl PostgresEventStore {
             .map_err(db)?;
         let heads = stream_heads(&rows)?;
         let stored_head = |t: &str, i: &str| Ok(heads.get(&(t, i)).copied().unwrap_or(0));
-        let lookup = |id: &Uuid| {
-            stored.get(id).map(|(st, sid, version, position)| Slot {
-                stream_type: st,
-                stream_id: sid,
-                stream_version: *version,
-                global_position: *position,
-            })
-        };
-        classify_batch(appends, stored_head, lookup)
+        classify_batch(appends, stored_head, |id| slot_of(&stored, id))
     }
 }
 

@@ -1,7 +1,5 @@
 //! The [`EventStore`] implementation of [`PostgresEventStore`].
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use tokio_postgres::Row;
@@ -12,7 +10,9 @@ use uuid::Uuid;
 use tokio_postgres::Statement;
 
 use super::{Conn, PostgresEventStore, Prepared, db};
-use crate::backends::idempotency::{Slot, classify, duplicate_in_batch, to_i64, to_u64};
+use crate::backends::idempotency::{
+    StoredSlots, classify, duplicate_in_batch, slot_of, to_i64, to_u64,
+};
 use crate::envelope::Metadata;
 use crate::store::{
     AppendOutcome, Claim, ClaimAction, ClaimHolder, CorruptEvent, Cursor, EventFilter, EventStore,
@@ -185,6 +185,29 @@ impl PostgresEventStore {
         to_u64(row.try_get(0).map_err(db)?, "stream version")
     }
 
+    /// Where each of `ids` that is stored sits.
+    pub(super) async fn stored_slots(
+        &self,
+        conn: &Conn,
+        ids: &[Uuid],
+    ) -> Result<StoredSlots, StoreError> {
+        let rows = conn
+            .client
+            .query(&conn.st.slots, &[&ids])
+            .await
+            .map_err(db)?;
+        let mut stored = StoredSlots::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get(0).map_err(db)?;
+            let st: String = row.try_get(1).map_err(db)?;
+            let sid: String = row.try_get(2).map_err(db)?;
+            let version = to_u64(row.try_get(3).map_err(db)?, "version")?;
+            let position = to_u64(row.try_get(4).map_err(db)?, "position")?;
+            stored.insert(id, (st, sid, version, position));
+        }
+        Ok(stored)
+    }
+
     /// Classifies an append that stored nothing: `Ok(None)` means "run it again".
     pub(super) async fn refused(
         &self,
@@ -195,29 +218,9 @@ impl PostgresEventStore {
         events: &[NewEvent],
     ) -> Result<Option<AppendOutcome>, StoreError> {
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let rows = conn
-            .client
-            .query(&conn.st.slots, &[&ids])
-            .await
-            .map_err(db)?;
-        let mut stored = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let id: Uuid = row.try_get(0).map_err(db)?;
-            let st: String = row.try_get(1).map_err(db)?;
-            let sid: String = row.try_get(2).map_err(db)?;
-            let version = to_u64(row.try_get(3).map_err(db)?, "version")?;
-            let position = to_u64(row.try_get(4).map_err(db)?, "position")?;
-            stored.insert(id, (st, sid, version, position));
-        }
+        let stored = self.stored_slots(conn, &ids).await?;
         let actual = self.stream_head(conn, stream_type, stream_id).await?;
-        let lookup = |id: &Uuid| {
-            stored.get(id).map(|(st, sid, version, position)| Slot {
-                stream_type: st,
-                stream_id: sid,
-                stream_version: *version,
-                global_position: *position,
-            })
-        };
+        let lookup = |id: &Uuid| slot_of(&stored, id);
         classify(stream_type, stream_id, expected, events, actual, lookup)
     }
 }

@@ -1,7 +1,6 @@
 //! The SQLite store's SQL: schema migrations, append, reads. Table names are validated
 //! identifiers spliced in once, at open; every value is bound.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 
 use chrono::DateTime;
@@ -14,7 +13,8 @@ use uuid::Uuid;
 use super::chunk::{Chunk, ChunkPool};
 use super::{db, db_text};
 use crate::backends::idempotency::{
-    Slot, batch_outcomes, classify, classify_batch, duplicate_in_batch, plan_batch, to_i64, to_u64,
+    StoredSlots, batch_outcomes, classify, classify_batch, duplicate_in_batch, plan_batch, slot_of,
+    to_i64, to_u64,
 };
 use crate::backends::names::TableNames;
 use crate::backends::transaction::{TransactionError, TransactionOutcome};
@@ -31,18 +31,6 @@ pub(super) struct Request {
     pub(super) expected: ExpectedVersion,
     pub(super) events: Vec<NewEvent>,
     pub(super) reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
-}
-
-/// A stored event's stream type, stream id, version and position.
-type StoredSlot = (String, String, u64, u64);
-
-fn lookup<'a>(stored: &'a HashMap<Uuid, StoredSlot>, id: &Uuid) -> Option<Slot<'a>> {
-    stored.get(id).map(|(st, sid, version, position)| Slot {
-        stream_type: st,
-        stream_id: sid,
-        stream_version: *version,
-        global_position: *position,
-    })
 }
 
 /// Runs a statement without parameters or rows through the statement cache.
@@ -387,7 +375,7 @@ impl Sql {
             let decided = classify_batch(
                 appends,
                 |t, i| self.head(&tx, t, i),
-                |id| lookup(&slots, id),
+                |id| slot_of(&slots, id),
             );
             tx.rollback().map_err(db)?;
             if let Some(outcomes) = decided? {
@@ -479,8 +467,8 @@ impl Sql {
         &self,
         conn: &Connection,
         ids: impl Iterator<Item = Uuid>,
-    ) -> Result<HashMap<Uuid, StoredSlot>, StoreError> {
-        let mut stored = HashMap::new();
+    ) -> Result<StoredSlots, StoreError> {
+        let mut stored = StoredSlots::new();
         let mut query = conn.prepare_cached(&self.slot).map_err(db)?;
         for id in ids {
             let row = query
@@ -518,7 +506,7 @@ impl Sql {
         events: &[NewEvent],
     ) -> Result<Option<AppendOutcome>, StoreError> {
         let stored = self.slots(conn, events.iter().map(|e| e.event_id))?;
-        let lookup = |id: &Uuid| lookup(&stored, id);
+        let lookup = |id: &Uuid| slot_of(&stored, id);
         let actual = self.head(conn, stream_type, stream_id)?;
         classify(stream_type, stream_id, expected, events, actual, lookup)
     }
